@@ -1,0 +1,35 @@
+"""The `lma-perception` command: one entry point, one small module per sub-command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lma_perception import __version__
+
+# Each name is a module in lma_perception.commands with `add_parser(subparsers)` and `run(args)`.
+COMMANDS = ('doctor', 'ament_install')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog='lma-perception',
+        description='Video semantic segmentation with temporal memory for ROS 2 cameras.',
+    )
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+    for name in COMMANDS:
+        importlib.import_module(f'lma_perception.commands.{name}').add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen sub-command."""
+    args = build_parser().parse_args(argv)
+    return args.run(args) or 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
