@@ -9,7 +9,10 @@ import sys
 from lma_perception import __version__
 
 # Each name is a module in lma_perception.commands with `add_parser(subparsers)` and `run(args)`.
-COMMANDS = ('doctor', 'ament_install')
+COMMANDS = (
+    'doctor', 'ament_install', 'replay', 'node', 'live_eval', 'bench', 'train', 'synth', 'bag',
+    'eval',
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

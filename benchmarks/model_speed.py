@@ -1,0 +1,15 @@
+"""ERFNet vs LMA-ERFNet streaming speed (`lma-perception bench model` runs the same)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+# Run from a checkout: prefer its package over an installed copy.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lma_perception.benchmarks import model_speed
+
+if __name__ == '__main__':
+    parser = argparse.ArgumentParser(description=model_speed.__doc__.splitlines()[0])
+    model_speed.add_arguments(parser)
+    sys.exit(model_speed.main(parser.parse_args()))

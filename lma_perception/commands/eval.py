@@ -1,0 +1,118 @@
+"""`lma-perception eval PATH`: score recorded video offline, LMA against the single-frame model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _input_size(text: str) -> tuple[int, int]:
+    """Parse ``HxW`` (or ``H,W``) into (height, width)."""
+    parts = text.lower().replace(',', 'x').split('x')
+    try:
+        height, width = (int(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected HEIGHTxWIDTH such as 512x1024, got {text!r}'
+        ) from None
+    return height, width
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'expected a positive whole number, got {text!r}')
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        'eval',
+        help='score a Cityscapes-style tree or a rosbag2 offline: mIoU, flicker, latency',
+        description='Streams every sequence through the segmentation engine in time order, one '
+        'memory per camera reset between sequences (as the ROS node runs), and reports mIoU '
+        '(Cityscapes protocol: 19 classes, 255 ignored, mean over classes present in the '
+        'ground truth), per-class IoU, pixel accuracy, clean vs degraded frames, temporal '
+        'consistency and per-stage latency.',
+    )
+    parser.add_argument('path', type=Path,
+                        help='Cityscapes-style folder tree (real or synthetic) or rosbag2')
+    parser.add_argument('--weights', type=Path,
+                        help='checkpoint file (default: the weights shipped with the package)')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--precision', default='fp32', help='fp32, fp16 or bf16 (CUDA only)')
+    parser.add_argument('--input-size', type=_input_size, metavar='HxW',
+                        help="network input size (default: the checkpoint's training size)")
+    parser.add_argument('--memory-length', type=_positive, metavar='T',
+                        help="frames held in each camera memory (default: the engine's, 4)")
+    parser.add_argument('--write-policy', choices=('always', 'adaptive'),
+                        help='memory write policy (default: always)')
+    parser.add_argument('--compare-single-frame', action='store_true',
+                        help='also segment every frame without memory and report both')
+    parser.add_argument('--dump-predictions', type=Path, metavar='DIR',
+                        help='write label-id PNGs in Cityscapes naming for external scoring')
+    parser.add_argument('--report', type=Path, metavar='DIR',
+                        help='write metrics.json, report.md and plots here')
+    parser.add_argument('--max-sequences', type=_positive, metavar='N',
+                        help='evaluate only the first N sequences')
+    parser.add_argument('--split', default='val', help='split of a folder tree (default val)')
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.path.exists():
+        print(f'error: {args.path} does not exist', file=sys.stderr)
+        return 2
+    if args.weights is not None and not args.weights.is_file():
+        print(f'error: no checkpoint file {args.weights}', file=sys.stderr)
+        return 2
+
+    from tqdm import tqdm
+
+    from lma_perception.eval.evaluator import evaluate
+    from lma_perception.eval.report import format_table, summary_rows, write_report
+    from lma_perception.eval.sources import DatasetError, open_dataset
+    from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
+
+    try:
+        frames, dataset = open_dataset(args.path, split=args.split,
+                                       max_sequences=args.max_sequences)
+        chosen = {'memory_length': args.memory_length, 'write_policy': args.write_policy}
+        config = EngineConfig(
+            device=args.device, precision=args.precision, input_size=args.input_size,
+            **{name: value for name, value in chosen.items() if value is not None},
+        )
+        engine = SegmentationEngine.from_checkpoint(args.weights, config)
+    except (DatasetError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    if not engine.uses_memory:
+        print('note: the checkpoint has no memory module; the LMA path is single-frame too',
+              file=sys.stderr)
+
+    with tqdm(unit='frame', desc='eval', disable=not sys.stderr.isatty()) as bar:
+        try:
+            result = evaluate(
+                engine, frames, dataset, compare_single_frame=args.compare_single_frame,
+                dump_predictions=args.dump_predictions, progress=lambda _: bar.update(),
+            )
+        except (DatasetError, OSError) as error:
+            print(f'error: {error}', file=sys.stderr)
+            return 1
+    result.engine['weights'] = str(args.weights) if args.weights else 'shipped'
+    metrics = result.to_dict()
+    counts = result.dataset
+    print(f'{counts.path}: {counts.sequences} sequences, {counts.frames} frames '
+          f'({counts.annotated_frames} annotated, {counts.dense_frames} with dense ground '
+          f'truth, {counts.degraded_frames} degraded), cameras {", ".join(counts.cameras)}')
+    print(format_table(summary_rows(metrics)))
+    if args.dump_predictions is not None:
+        print(f'predictions written to {args.dump_predictions}')
+    if args.report is not None:
+        write_report(metrics, args.report, result.samples)
+        print(f'report written to {args.report / "report.md"}')
+    return 0

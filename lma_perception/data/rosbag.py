@@ -1,0 +1,336 @@
+"""rosbag2 recordings of camera video with semantic ground truth, on the ``rosbags`` library.
+
+Layout of the bags written here (one rosbag2 folder with ``metadata.yaml``, mcap or sqlite3, as
+``ros2 bag record`` makes them; message definitions and hashes are ROS 2 Jazzy's):
+
+- ``/<camera>/image_raw``: ``sensor_msgs/msg/Image``, ``rgb8``;
+- ``/<camera>/semantic/ground_truth``: ``sensor_msgs/msg/Image``, ``mono8`` Cityscapes train ids
+  (255 = ignore), for every frame when the source has dense labels, else annotated frames only;
+- image and ground truth of a frame share the header (stamp, ``frame_id`` =
+  ``<camera>_optical_frame``), and the bag time of both equals the header stamp;
+- frames of a sequence are ``1 / fps`` apart (17 Hz, as Cityscapes); consecutive sequences are
+  separated by a gap of ``SEQUENCE_GAP_S`` (1 s). Readers detect sequence starts as a jump of more
+  than ``BOUNDARY_S`` (0.5 s) between frames of a camera, or time running backwards.
+
+:func:`read_bag` reads such bags, or any bag following the topic naming with images in an encoding
+that :mod:`lma_perception.runtime.codecs` decodes, and yields frames in time order paired with
+their ground truth. Every problem with a bag (missing, corrupt or truncated files, missing topics,
+wrong encodings or sizes) raises :class:`BagError` naming the bag and the problem.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lma_perception.data.cityscapes import CityscapesTree
+from lma_perception.runtime.codecs import ImageFormatError, image_to_rgb, mono8_to_array
+
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+SEQUENCE_GAP_S = 1.0
+BOUNDARY_S = 0.5
+FPS = 17.0
+START_NS = 1_600_000_000 * 10 ** 9  # first stamp of a written bag: 2020-09-13 12:26:40 UTC
+STORAGES = ('mcap', 'sqlite3')
+_IMAGE_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/image_raw$')
+_TRUTH_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/semantic/ground_truth$')
+
+
+class BagError(ValueError):
+    """A bag cannot be written or read; the message names the bag and the problem."""
+
+
+@dataclass(frozen=True)
+class BagFrame:
+    """One camera frame of a bag with its ground truth (None when the frame has none)."""
+
+    camera: str
+    stamp_ns: int
+    frame_id: str
+    image: np.ndarray                 # H×W×3 uint8 RGB
+    ground_truth: np.ndarray | None   # H×W uint8 train ids
+    sequence_start: bool = False      # first frame of the camera, or after a gap / time jump
+
+
+@dataclass(frozen=True)
+class BagSummary:
+    """What :func:`write_bag` wrote."""
+
+    path: Path
+    cameras: tuple[str, ...]
+    frames: int
+    ground_truth: int
+    start_ns: int
+    end_ns: int
+
+
+def image_topic(camera: str) -> str:
+    """Return the image topic of a camera."""
+    return f'/{camera}/image_raw'
+
+
+def ground_truth_topic(camera: str) -> str:
+    """Return the ground-truth topic of a camera."""
+    return f'/{camera}/semantic/ground_truth'
+
+
+def optical_frame(camera: str) -> str:
+    """Return the ``frame_id`` of a camera's images."""
+    return f'{camera}_optical_frame'
+
+
+@functools.cache
+def _typestore():
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_JAZZY)
+
+
+# Writing ----------------------------------------------------------------------------------------
+
+def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
+              storage: str = 'mcap') -> BagSummary:
+    """Write frames (in time order) to a new rosbag2 folder ``path``."""
+    from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+
+    path = Path(path)
+    if storage not in STORAGES:
+        raise BagError(f'storage must be one of {", ".join(STORAGES)}, got {storage!r}')
+    if path.exists():
+        raise BagError(f'{path} already exists; rosbag2 writes a new folder')
+    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+    store = _typestore()
+    connections: dict[str, object] = {}
+    cameras: list[str] = []
+    count = truth = 0
+    first = last = None
+    try:
+        with Writer(path, version=9, storage_plugin=plugin) as writer:
+            def connection(topic: str):
+                if topic not in connections:
+                    connections[topic] = writer.add_connection(topic, IMAGE_TYPE,
+                                                               typestore=store)
+                return connections[topic]
+
+            for frame in frames:
+                if last is not None and frame.stamp_ns < last:
+                    raise BagError(f'{path}: frames must come in time order; '
+                                   f'{frame.stamp_ns} ns follows {last} ns')
+                if frame.camera not in cameras:
+                    cameras.append(frame.camera)
+                writer.write(connection(image_topic(frame.camera)), frame.stamp_ns,
+                             _serialize(frame, frame.image, 'rgb8'))
+                if frame.ground_truth is not None:
+                    if frame.ground_truth.shape != frame.image.shape[:2]:
+                        raise BagError(f'{path}: ground truth {frame.ground_truth.shape} does '
+                                       f'not match image {frame.image.shape[:2]} '
+                                       f'({frame.camera} at {frame.stamp_ns} ns)')
+                    writer.write(connection(ground_truth_topic(frame.camera)), frame.stamp_ns,
+                                 _serialize(frame, frame.ground_truth, 'mono8'))
+                    truth += 1
+                count += 1
+                first = frame.stamp_ns if first is None else first
+                last = frame.stamp_ns
+    except WriterError as error:
+        raise BagError(f'{path}: cannot write the bag ({error})') from None
+    if not count:
+        raise BagError(f'{path}: no frames to write')
+    return BagSummary(path, tuple(cameras), count, truth, first, last)
+
+
+def _serialize(frame: BagFrame, pixels: np.ndarray, encoding: str) -> bytes:
+    store = _typestore()
+    types = store.types
+    pixels = np.ascontiguousarray(pixels, np.uint8)
+    if encoding == 'rgb8' and (pixels.ndim != 3 or pixels.shape[2] != 3):
+        raise BagError(f'images must be H×W×3 uint8 RGB, got shape {pixels.shape}')
+    if encoding == 'mono8' and pixels.ndim != 2:
+        raise BagError(f'ground truth must be H×W uint8, got shape {pixels.shape}')
+    height, width = pixels.shape[:2]
+    seconds, nanoseconds = divmod(frame.stamp_ns, 10 ** 9)
+    header = types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=seconds, nanosec=nanoseconds),
+        frame_id=frame.frame_id)
+    message = types[IMAGE_TYPE](header=header, height=height, width=width, encoding=encoding,
+                                is_bigendian=0, step=pixels.strides[0], data=pixels.reshape(-1))
+    return store.serialize_cdr(message, IMAGE_TYPE)
+
+
+def tree_frames(tree: CityscapesTree, *, fps: float = FPS, gap_s: float = SEQUENCE_GAP_S,
+                start_ns: int = START_NS, dense: bool = True) -> Iterator[BagFrame]:
+    """Yield the frames of a Cityscapes-style tree as bag frames, in time order.
+
+    Frames are stamped at ``fps`` within a sequence, sequences ``gap_s`` apart. Ground truth is
+    dense when ``dense`` is set and the tree has it, else that of the annotated frames.
+    """
+    if fps <= 0 or gap_s <= 0:
+        raise BagError(f'fps and gap must be > 0, got {fps} and {gap_s}')
+    period = 10 ** 9 / fps
+    sequence = None
+    first_frame = sequence_start = last_stamp = 0
+    for frame in tree.stream():
+        if frame.sequence_name != sequence:
+            sequence_start = start_ns if sequence is None else last_stamp + round(gap_s * 1e9)
+            sequence, first_frame = frame.sequence_name, frame.frame
+        stamp = sequence_start + round((frame.frame - first_frame) * period)
+        last_stamp = max(last_stamp, stamp)
+        truth = frame.dense_labels if dense and frame.dense_labels is not None else frame.labels
+        yield BagFrame(frame.camera, stamp, optical_frame(frame.camera), frame.image, truth)
+
+
+# Reading ----------------------------------------------------------------------------------------
+
+def read_bag(path: str | Path, cameras: Sequence[str] | None = None, *,
+             boundary_s: float = BOUNDARY_S) -> Iterator[BagFrame]:
+    """Read the frames of a bag in time order (cameras by name at equal stamps).
+
+    The bag is opened and its topics checked at once (a :class:`BagError` right away);
+    frames are then decoded as they are iterated.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f'no bag at {path}')
+    reader = _open(path)
+    try:
+        images, truths = _topics(reader, path, cameras)
+    except BaseException:
+        reader.close()
+        raise
+    return _frames(reader, path, images, truths, round(boundary_s * 1e9))
+
+
+def bag_cameras(path: str | Path) -> tuple[str, ...]:
+    """Return the cameras (``/<camera>/image_raw`` image topics) a bag holds."""
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f'no bag at {path}')
+    reader = _open(path)
+    try:
+        return tuple(_topics(reader, path, None)[0].values())
+    finally:
+        reader.close()
+
+
+def _open(path: Path):
+    from rosbags.rosbag2 import Reader
+
+    try:
+        reader = Reader(path)
+        reader.open()
+    except Exception as error:  # rosbags, yaml, sqlite and mcap errors alike
+        raise BagError(f'{path}: cannot open the bag, it is missing files, corrupt or truncated '
+                       f'({type(error).__name__}: {error})') from None
+    return reader
+
+
+def _topics(reader, path: Path, cameras: Sequence[str] | None):
+    """Image and ground-truth connections by connection id → camera."""
+    images: dict[int, str] = {}
+    truths: dict[int, str] = {}
+    for connection in reader.connections:
+        for pattern, found in ((_IMAGE_TOPIC, images), (_TRUTH_TOPIC, truths)):
+            match = pattern.match(connection.topic)
+            if match and connection.msgtype == IMAGE_TYPE:
+                found[connection.id] = match['camera']
+    if not images:
+        listing = ', '.join(f'{c.topic} ({c.msgtype})' for c in reader.connections) or 'none'
+        raise BagError(f'{path}: no camera images (expected {IMAGE_TYPE} on /<camera>/image_raw);'
+                       f' topics in the bag: {listing}')
+    if cameras is not None:
+        present = sorted(set(images.values()))
+        missing = [c for c in cameras if c not in present]
+        if missing:
+            raise BagError(f'{path}: no {", ".join(image_topic(c) for c in missing)} in the bag; '
+                           f'cameras present: {", ".join(present)}')
+        images = {k: c for k, c in images.items() if c in cameras}
+        truths = {k: c for k, c in truths.items() if c in cameras}
+    truths = {k: c for k, c in truths.items() if c in images.values()}
+    return images, truths
+
+
+def _frames(reader, path: Path, images: dict[int, str], truths: dict[int, str],
+            boundary_ns: int) -> Iterator[BagFrame]:
+    connections = [c for c in reader.connections if c.id in images or c.id in truths]
+    # Frames of the current bag time, by (camera, header stamp): [log time, image, truth]. They
+    # are emitted once the bag time moves on, sorted by camera, so that the order is stable.
+    pending: dict[tuple[str, int], list] = {}
+    last_stamp: dict[str, int] = {}
+
+    def emit(key) -> Iterator[BagFrame]:
+        _, image, truth = pending.pop(key)
+        if image is None:
+            return  # ground truth without an image: nothing to segment
+        camera, stamp = key
+        previous = last_stamp.get(camera)
+        start = previous is None or stamp < previous or stamp - previous > boundary_ns
+        last_stamp[camera] = stamp
+        ground_truth = None
+        if truth is not None:
+            if truth[1] != image[1]:
+                raise BagError(f'{path}: {camera} at {stamp} ns: ground truth frame_id '
+                               f'{truth[1]!r} differs from the image\'s {image[1]!r}')
+            ground_truth = truth[0]
+            if ground_truth.shape != image[0].shape[:2]:
+                raise BagError(f'{path}: {camera} at {stamp} ns: ground truth size '
+                               f'{ground_truth.shape[::-1]} differs from the image size '
+                               f'{image[0].shape[1::-1]}')
+        yield BagFrame(camera, stamp, image[1], image[0], ground_truth, start)
+
+    def ready(before: int | None) -> list:
+        keys = [k for k, v in pending.items() if before is None or v[0] < before]
+        return sorted(keys, key=lambda k: (pending[k][0], k[0]))
+
+    try:
+        messages = reader.messages(connections=connections)
+        for connection, log_time, raw in _guarded(messages, path):
+            for key in ready(log_time):
+                yield from emit(key)
+            is_image = connection.id in images
+            camera = images[connection.id] if is_image else truths[connection.id]
+            stamp, frame_id, pixels = _decode(raw, connection.topic, path, is_image)
+            entry = pending.setdefault((camera, stamp), [log_time, None, None])
+            entry[1 if is_image else 2] = (pixels, frame_id)
+        for key in ready(None):
+            yield from emit(key)
+    finally:
+        reader.close()
+
+
+def _guarded(messages, path: Path):
+    """Re-raise errors from deep inside the storage plugins as BagError."""
+    iterator = iter(messages)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except Exception as error:
+            raise BagError(f'{path}: the bag is corrupt or truncated '
+                           f'({type(error).__name__}: {error})') from None
+        yield item
+
+
+def _decode(raw: bytes, topic: str, path: Path, is_image: bool):
+    try:
+        message = _typestore().deserialize_cdr(raw, IMAGE_TYPE)
+    except Exception as error:
+        raise BagError(f'{path}: {topic}: a message is not a valid {IMAGE_TYPE} '
+                       f'({type(error).__name__}: {error})') from None
+    stamp = message.header.stamp.sec * 10 ** 9 + message.header.stamp.nanosec
+    try:
+        if is_image:
+            pixels = image_to_rgb(message.encoding, message.height, message.width, message.step,
+                                  bool(message.is_bigendian), message.data)
+        elif message.encoding != 'mono8':
+            raise BagError(f'{path}: {topic}: ground truth must be mono8 train ids, got '
+                           f'{message.encoding!r}')
+        else:
+            pixels = mono8_to_array(message.height, message.width, message.step, message.data)
+    except ImageFormatError as error:
+        raise BagError(f'{path}: {topic}: {error}') from None
+    return stamp, message.header.frame_id, pixels

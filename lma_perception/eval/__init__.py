@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics, the streaming evaluator and its report."""

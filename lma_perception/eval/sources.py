@@ -1,0 +1,97 @@
+"""Recorded data as one time-ordered stream of `EvalFrame`s: Cityscapes-style trees and bags.
+
+Trees (real Cityscapes or synthetic, one or several cameras) come through
+`lma_perception.data.cityscapes`: annotated labels, dense labels and degradation flags when the
+tree has them. Bags come through `lma_perception.data.rosbag`: a frame's ground truth is scored as
+an annotated frame; bags record no degradation flags, so they have no clean/degraded split.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from lma_perception.data.cityscapes import CityscapesError, CityscapesTree
+from lma_perception.data.rosbag import BagError, read_bag
+from lma_perception.eval.evaluator import DatasetCounts, EvalFrame
+
+# City name of the Cityscapes-style file names given to bag frames (`bag_<seq>_<frame>`).
+BAG_CITY = 'bag'
+
+
+class DatasetError(ValueError):
+    """The data to evaluate is missing, empty or unreadable; the message says which and why."""
+
+
+def is_bag(path: Path) -> bool:
+    """Whether `path` is a rosbag2 (a folder with metadata.yaml, or a storage file)."""
+    return (path / 'metadata.yaml').is_file() or path.suffix in ('.mcap', '.db3')
+
+
+def tree_frames(root: Path, split: str) -> Iterator[EvalFrame]:
+    """Every frame of a tree's split in time order, cameras interleaved per time step."""
+    for frame in CityscapesTree(root, split).stream():
+        yield EvalFrame(
+            camera=frame.camera, sequence=frame.sequence_name, image=frame.image,
+            labels=frame.labels, dense_labels=frame.dense_labels, degraded=frame.degraded,
+            city=frame.city, name=frame.name,
+        )
+
+
+def bag_frames(path: Path) -> Iterator[EvalFrame]:
+    """Every frame of a bag in time order; sequences restart where the bag's time jumps."""
+    sequence: dict[str, int] = {}
+    position: dict[str, int] = {}
+    for frame in read_bag(path):
+        if frame.sequence_start or frame.camera not in sequence:
+            sequence[frame.camera] = sequence.get(frame.camera, -1) + 1
+            position[frame.camera] = 0
+        else:
+            position[frame.camera] += 1
+        number = sequence[frame.camera]
+        yield EvalFrame(
+            camera=frame.camera, sequence=f'{number:06d}', image=frame.image,
+            labels=frame.ground_truth, dense_labels=None, degraded=None, city=BAG_CITY,
+            name=f'{BAG_CITY}_{number:06d}_{position[frame.camera]:06d}',
+        )
+
+
+def limit_sequences(frames: Iterable[EvalFrame], count: int | None) -> Iterator[EvalFrame]:
+    """Yield the frames of the first `count` sequences (all of them when `count` is None)."""
+    seen: set[str] = set()
+    for frame in frames:
+        if frame.sequence not in seen:
+            if count is not None and len(seen) >= count:
+                return
+            seen.add(frame.sequence)
+        yield frame
+
+
+def _reader_errors_as_dataset_errors(frames: Iterator[EvalFrame]) -> Iterator[EvalFrame]:
+    try:
+        yield from frames
+    except (CityscapesError, BagError) as error:
+        raise DatasetError(str(error)) from None
+
+
+def open_dataset(
+    path: str | Path, *, split: str = 'val', max_sequences: int | None = None
+) -> tuple[Iterator[EvalFrame], DatasetCounts]:
+    """Open a tree or a bag: its frame stream and the (still empty) counts to fill in.
+
+    The first frame is read here, so a missing, unreadable or empty dataset raises
+    `DatasetError` before any model is loaded.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f'{path} does not exist')
+    if is_bag(path):
+        kind, frames = 'rosbag2', bag_frames(path)
+    else:
+        kind, frames = f'Cityscapes-style tree, split {split}', tree_frames(path, split)
+    frames = _reader_errors_as_dataset_errors(limit_sequences(frames, max_sequences))
+    first = next(frames, None)
+    if first is None:
+        raise DatasetError(f'{path} holds no frames to evaluate')
+    return itertools.chain([first], frames), DatasetCounts(str(path), kind)

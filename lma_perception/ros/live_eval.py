@@ -1,0 +1,365 @@
+"""Live evaluation: a bag played through the real node, scored as it comes out.
+
+The segmentation node, a `LabelListener` and a `BagPlayer` share one process and one ROS
+context; the node and the listener spin in a background executor while the player publishes
+from the calling thread, so every message crosses real DDS topics. The listener pairs each
+camera's `labels` with the bag's `semantic/ground_truth` of the same stamp (exact match, as
+`message_filters.TimeSynchronizer` would) and measures end-to-end latency as the arrival of the
+labels minus the arrival of the image with that stamp, both seen by the listener.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from lma_perception.eval.metrics import (
+    ConfusionMatrix,
+    LatencyStats,
+    LatencySummary,
+    summarize_latency,
+)
+from lma_perception.labels import CLASS_NAMES
+from lma_perception.ros.bag_player import BagPlayer, PlaybackOptions, ReplayError
+from lma_perception.ros.camera_stream import StreamSnapshot
+from lma_perception.ros.messages import mono8_msg_to_array
+from lma_perception.ros.segment_node import SegmentNode
+from lma_perception.runtime.engine import SegmentationEngine
+
+IMAGE_SUFFIX = '/image_raw'
+GROUND_TRUTH_SUFFIX = '/semantic/ground_truth'
+# Reliable and deep enough that the listener itself loses nothing it is sent.
+LISTENER_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+UNPAIRED_LIMIT = 256  # stamps remembered per camera while waiting for the other half
+QUIET_S = 2.0  # after playback, no new labels for this long while the node idles: done
+
+
+@dataclass(frozen=True)
+class LiveEvalOptions:
+    """How to run a live evaluation."""
+
+    rate: float = 1.0  # playback speed factor
+    use_sim_time: bool = False  # the player publishes /clock and the node runs on it
+    params_files: tuple[Path, ...] = ()  # node parameter YAML files
+    parameters: tuple[Parameter, ...] = ()  # node parameters; they win over the files
+    startup_timeout_s: float = 30.0  # for every topic to find its subscribers
+    drain_timeout_s: float = 60.0  # after playback, for the node to publish what it received
+
+
+@dataclass
+class CameraReport:
+    """Figures of one camera."""
+
+    camera: str
+    images_published: int
+    images_received: int
+    labels_received: int
+    frames_scored: int
+    frames_dropped: int  # published images that never came back as labels
+    node_dropped: int  # replaced in the node by a newer frame before it was segmented
+    memory_resets: int
+    latency_ms: LatencySummary
+    miou: float
+
+
+@dataclass
+class LiveEvalReport:
+    """The outcome of a live evaluation."""
+
+    bag: str
+    cameras: list[CameraReport]
+    miou: float
+    pixel_accuracy: float
+    class_iou: dict[str, float]
+    latency_ms: LatencySummary
+    wall_s: float
+    device: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return plain data for JSON (NaN written as null)."""
+        def clean(value: Any) -> Any:
+            if isinstance(value, float) and np.isnan(value):
+                return None
+            if isinstance(value, LatencySummary):
+                return {k: clean(v) for k, v in value.as_dict().items()}
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [clean(v) for v in value]
+            if isinstance(value, CameraReport):
+                return {k: clean(v) for k, v in vars(value).items()}
+            return value
+
+        return {k: clean(v) for k, v in vars(self).items()}
+
+    def summary(self) -> str:
+        """Return a table of the cameras and the overall scores, for people."""
+        lines = [
+            f'live evaluation of {self.bag} on {self.device} ({self.wall_s:.1f} s)',
+            f'{"camera":<14}{"published":>10}{"labels":>8}{"scored":>8}{"dropped":>9}'
+            f'{"resets":>8}{"lat p50":>9}{"lat p95":>9}{"mIoU":>8}',
+        ]
+        for c in self.cameras:
+            lines.append(
+                f'{c.camera:<14}{c.images_published:>10}{c.labels_received:>8}'
+                f'{c.frames_scored:>8}{c.frames_dropped:>9}{c.memory_resets:>8}'
+                f'{c.latency_ms.p50:>9.1f}{c.latency_ms.p95:>9.1f}{100 * c.miou:>8.1f}'
+            )
+        lines.append(
+            f'mIoU {100 * self.miou:.1f} %, pixel accuracy {100 * self.pixel_accuracy:.1f} %, '
+            f'end-to-end latency p50 {self.latency_ms.p50:.1f} ms, '
+            f'p95 {self.latency_ms.p95:.1f} ms, max {self.latency_ms.max:.1f} ms'
+        )
+        return '\n'.join(lines)
+
+
+@dataclass
+class _Tally:
+    """One camera's half-paired messages and running scores (executor threads)."""
+
+    image_arrivals: OrderedDict[int, float] = field(default_factory=OrderedDict)
+    ground_truth: OrderedDict[int, np.ndarray] = field(default_factory=OrderedDict)
+    labels: OrderedDict[int, np.ndarray] = field(default_factory=OrderedDict)
+    confusion: ConfusionMatrix = field(default_factory=ConfusionMatrix)
+    latency: LatencyStats = field(default_factory=LatencyStats)
+    images_received: int = 0
+    labels_received: int = 0
+
+
+class LabelListener(Node):
+    """Scores the labels of each camera against the ground truth published beside the images."""
+
+    def __init__(self, cameras: list[str], **node_kwargs) -> None:
+        """Subscribe to `/<camera>/image_raw`, `/<camera>/labels` and the ground truth."""
+        super().__init__('label_listener', **node_kwargs)
+        self._lock = threading.Lock()
+        self._tallies = {camera: _Tally() for camera in cameras}
+        for camera in cameras:
+            self.create_subscription(
+                Image, f'/{camera}{IMAGE_SUFFIX}',
+                lambda msg, camera=camera: self._on_image(camera, msg), LISTENER_QOS,
+            )
+            self.create_subscription(
+                Image, f'/{camera}{GROUND_TRUTH_SUFFIX}',
+                lambda msg, camera=camera: self._on_ground_truth(camera, msg), LISTENER_QOS,
+            )
+            self.create_subscription(
+                Image, f'/{camera}/labels',
+                lambda msg, camera=camera: self._on_labels(camera, msg), LISTENER_QOS,
+            )
+
+    def labels_received(self) -> int:
+        """Return the number of label images received over all cameras."""
+        with self._lock:
+            return sum(tally.labels_received for tally in self._tallies.values())
+
+    def tally(self, camera: str) -> _Tally:
+        """Return the running figures of one camera."""
+        return self._tallies[camera]
+
+    def _on_image(self, camera: str, msg: Image) -> None:
+        arrived_s = time.monotonic()
+        with self._lock:
+            tally = self._tallies[camera]
+            tally.images_received += 1
+            _remember(tally.image_arrivals, _stamp_ns(msg), arrived_s)
+
+    def _on_ground_truth(self, camera: str, msg: Image) -> None:
+        stamp = _stamp_ns(msg)
+        ground_truth = mono8_msg_to_array(msg)
+        with self._lock:
+            tally = self._tallies[camera]
+            labels = tally.labels.pop(stamp, None)
+            if labels is None:
+                _remember(tally.ground_truth, stamp, ground_truth)
+                return
+        self._score(tally, labels, ground_truth)
+
+    def _on_labels(self, camera: str, msg: Image) -> None:
+        arrived_s = time.monotonic()
+        stamp = _stamp_ns(msg)
+        labels = mono8_msg_to_array(msg)
+        with self._lock:
+            tally = self._tallies[camera]
+            tally.labels_received += 1
+            image_arrived_s = tally.image_arrivals.pop(stamp, None)
+            if image_arrived_s is not None:
+                tally.latency.add((arrived_s - image_arrived_s) * 1e3)
+            ground_truth = tally.ground_truth.pop(stamp, None)
+            if ground_truth is None:
+                _remember(tally.labels, stamp, labels)
+                return
+        self._score(tally, labels, ground_truth)
+
+    def _score(self, tally: _Tally, labels: np.ndarray, ground_truth: np.ndarray) -> None:
+        with self._lock:
+            tally.confusion.update(labels, ground_truth)
+
+
+def _remember(pending: OrderedDict[int, Any], stamp: int, value: Any) -> None:
+    pending[stamp] = value
+    while len(pending) > UNPAIRED_LIMIT:
+        pending.popitem(last=False)
+
+
+def _stamp_ns(msg: Image) -> int:
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+
+
+def cameras_in(topics: dict[str, str]) -> list[str]:
+    """Return the cameras of a bag: names with both an image and a ground-truth Image topic."""
+    images = {topic[1:-len(IMAGE_SUFFIX)] for topic, msgtype in topics.items()
+              if topic.endswith(IMAGE_SUFFIX) and msgtype == 'sensor_msgs/msg/Image'}
+    truths = {topic[1:-len(GROUND_TRUTH_SUFFIX)] for topic in topics
+              if topic.endswith(GROUND_TRUTH_SUFFIX)}
+    return sorted(images & truths)
+
+
+def run_live_eval(
+    bag: str | Path,
+    options: LiveEvalOptions | None = None,
+    *,
+    engine: SegmentationEngine | None = None,
+    domain_id: int | None = None,
+) -> LiveEvalReport:
+    """Play `bag` through a segmentation node and score its labels against the ground truth.
+
+    `engine` replaces the model the node parameters describe (tests, benchmarks).
+
+    Raises:
+        ReplayError: the bag cannot be played or holds no camera with ground truth.
+        SetupError: the node cannot start (parameters, weights).
+    """
+    options = options or LiveEvalOptions()
+    bag = Path(bag)
+    args = ['live_eval']
+    for params_file in options.params_files:
+        args += ['--ros-args', '--params-file', str(params_file)]
+    context = Context()
+    rclpy.init(args=args, context=context, domain_id=domain_id)
+    try:
+        player = BagPlayer(bag, PlaybackOptions(
+            rate=options.rate,
+            clock=options.use_sim_time,
+            wait_for_subscribers_s=options.startup_timeout_s,
+        ), context=context)
+        cameras = cameras_in(player.topics)
+        if not cameras:
+            raise ReplayError(
+                f'{bag} has no camera with both /<camera>{IMAGE_SUFFIX} and '
+                f'/<camera>{GROUND_TRUTH_SUFFIX} topics'
+            )
+        overrides = [
+            Parameter('cameras', value=cameras),
+            *(Parameter(f'{camera}.image_topic', value=f'/{camera}{IMAGE_SUFFIX}')
+              for camera in cameras),
+            Parameter('use_sim_time', value=options.use_sim_time),
+            *options.parameters,
+        ]
+        node = SegmentNode(engine=engine, context=context, parameter_overrides=overrides)
+        listener = LabelListener(cameras, context=context)
+        executor = MultiThreadedExecutor(num_threads=2, context=context)
+        executor.add_node(node)
+        executor.add_node(listener)
+        spinner = threading.Thread(target=executor.spin, name='live_eval_executor')
+        spinner.start()
+        try:
+            _wait_for(lambda: all(
+                listener.count_publishers(f'/{camera}/labels') > 0 for camera in cameras
+            ), options.startup_timeout_s)
+            started = time.monotonic()
+            stats = player.play()
+            _drain(node, listener, options.drain_timeout_s)
+            wall_s = time.monotonic() - started
+            snapshots = {s.name: s for s in node.camera_snapshots()}
+        finally:
+            executor.shutdown()
+            spinner.join()
+        return _report(bag, cameras, stats.messages, listener, snapshots, wall_s, node.device)
+    finally:
+        context.try_shutdown()
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _drain(node: SegmentNode, listener: LabelListener, timeout_s: float) -> None:
+    """Wait until the node has segmented what it received and the listener got it all.
+
+    Labels can be lost on the way only if the listener falls behind a keep-last queue; then
+    the count stops growing, so waiting also ends once nothing has arrived for a while.
+    """
+    deadline = time.monotonic() + timeout_s
+    last_count, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = listener.labels_received()
+        published = sum(snapshot.published for snapshot in node.camera_snapshots())
+        if node.idle and count >= published:
+            return
+        if count != last_count:
+            last_count, quiet_since = count, time.monotonic()
+        elif node.idle and time.monotonic() - quiet_since > QUIET_S:
+            return
+        time.sleep(0.05)
+
+
+def _report(
+    bag: Path,
+    cameras: list[str],
+    published: Mapping[str, int],
+    listener: LabelListener,
+    snapshots: dict[str, StreamSnapshot],
+    wall_s: float,
+    device: str,
+) -> LiveEvalReport:
+    reports = []
+    total = ConfusionMatrix()
+    latencies: list[float] = []
+    for camera in cameras:
+        tally = listener.tally(camera)
+        snapshot = snapshots[camera]
+        images_published = published[f'/{camera}{IMAGE_SUFFIX}']
+        reports.append(CameraReport(
+            camera=camera,
+            images_published=images_published,
+            images_received=tally.images_received,
+            labels_received=tally.labels_received,
+            frames_scored=tally.confusion.frames,
+            frames_dropped=images_published - tally.labels_received,
+            node_dropped=snapshot.dropped,
+            memory_resets=sum(snapshot.resets.values()),
+            latency_ms=tally.latency.summary(),
+            miou=tally.confusion.miou(),
+        ))
+        total = total.merge(tally.confusion)
+        latencies += tally.latency.values
+    return LiveEvalReport(
+        bag=str(bag),
+        cameras=reports,
+        miou=total.miou(),
+        pixel_accuracy=total.pixel_accuracy(),
+        class_iou=dict(zip(CLASS_NAMES, (float(v) for v in total.iou()), strict=True)),
+        latency_ms=summarize_latency(latencies),
+        wall_s=wall_s,
+        device=device,
+    )

@@ -1,0 +1,319 @@
+"""The segmentation node: N cameras, one model, one batched forward pass per round.
+
+Threads. A SingleThreadedExecutor runs the image callbacks, the `~/reset_memory` service and
+the diagnostics timer; an image callback only stores the message as its camera's newest frame. One worker thread, woken through a condition variable, takes the
+newest frame of every ready camera and segments them together, each camera reading its own
+memory. A plain worker thread was chosen over a MultiThreadedExecutor with callback groups
+because inference then never occupies an executor thread: callbacks, the service and
+diagnostics stay responsive during a forward pass, exactly one batch runs at a time by
+construction, and the stored-frame handover is one small lock instead of a protocol between
+callback groups. PyTorch releases the GIL while it computes, so the executor keeps receiving.
+
+Memory stays bounded: one pending message per camera, fixed-length memories and latency
+windows, and inference under `torch.inference_mode` inside the engine.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSPolicyKind,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+
+from lma_perception.ros.camera_stream import (
+    CameraStream,
+    FrameKey,
+    LatestFrames,
+    StreamSnapshot,
+)
+from lma_perception.ros.diagnostics import HealthLimits, camera_status
+from lma_perception.ros.messages import image_msg_to_rgb
+from lma_perception.ros.outputs import CameraOutputs
+from lma_perception.ros.params import NodeConfig, ParameterError, read_config
+from lma_perception.runtime.codecs import ImageFormatError
+from lma_perception.runtime.engine import SegmentationEngine
+
+# Camera drivers publish reliable or best effort; a best-effort reader matches both (REP-2003).
+# Depth 1: a frame that waits while a newer one exists only adds latency.
+INPUT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
+OUTPUT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=2,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+ERROR_LOG_PERIOD_S = 10.0
+
+
+class SetupError(RuntimeError):
+    """The node cannot start: bad parameters or a model that does not load."""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    msg: Image
+    arrived_s: float  # time.monotonic() when the callback stored it
+
+
+@dataclass
+class _Decoded:
+    index: int
+    msg: Image
+    image: np.ndarray  # H×W×3 uint8 RGB
+    arrived_s: float
+    decode_ms: float
+
+
+class SegmentNode(Node):
+    """Segments the images of every configured camera and publishes labels and diagnostics."""
+
+    # None until __init__ gets that far, so destroy_node also works after a failed start.
+    _frames: LatestFrames[_Pending] | None = None
+    _worker: threading.Thread | None = None
+
+    def __init__(self, *, engine: SegmentationEngine | None = None, **node_kwargs) -> None:
+        """Create the node; `engine` replaces the one the parameters describe (tests, benchmarks).
+
+        Raises:
+            SetupError: a parameter is invalid or the model cannot be loaded.
+        """
+        super().__init__('segment_node', **node_kwargs)
+        try:
+            self._config: NodeConfig = read_config(self)
+        except ParameterError as error:
+            raise SetupError(str(error)) from None
+        self._engine = engine if engine is not None else _load_engine(self._config)
+        self._device = str(self._engine.device)
+        self._frames = LatestFrames(len(self._config.cameras))
+        # Held by the worker for a whole batch and by the reset service: memories change in one
+        # thread at a time, and a reset answered is a reset done.
+        self._memory_lock = threading.Lock()
+        self._streams: list[CameraStream] = []
+        self._outputs: list[CameraOutputs] = []
+        self._loggers = []
+        use_memory = self._config.use_memory and self._engine.uses_memory
+        for index, camera in enumerate(self._config.cameras):
+            # Callbacks only run once the node spins, after this loop has built every stream.
+            subscription = self.create_subscription(
+                Image,
+                camera.image_topic,
+                lambda msg, index=index: self._on_image(index, msg),
+                INPUT_QOS,
+                event_callbacks=SubscriptionEventCallbacks(
+                    incompatible_qos=lambda info, index=index: self._on_incompatible_qos(
+                        index, info
+                    )
+                ),
+                qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+            )
+            self._streams.append(CameraStream(
+                camera.name,
+                subscription.topic_name,
+                self._engine.new_memory() if use_memory else None,
+                self._config.latency_window,
+            ))
+            self._outputs.append(CameraOutputs(
+                self, camera.name, OUTPUT_QOS,
+                color_mask=self._config.publish_color_mask,
+                overlay=self._config.publish_overlay,
+                confidence=self._config.publish_confidence,
+                overlay_alpha=self._config.overlay_alpha,
+            ))
+            self._loggers.append(self.get_logger().get_child(camera.name))
+        self.create_service(Trigger, '~/reset_memory', self._on_reset_memory)
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        # Steady clock: diagnostics keep coming (and report silence) when sim time stops.
+        self.create_timer(
+            self._config.diagnostics_period_s,
+            self._publish_diagnostics,
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
+        )
+        self._worker = threading.Thread(target=self._run_worker, name='segment_worker')
+        self._worker.start()
+        self.get_logger().info(
+            f'segmenting {len(self._streams)} camera(s) '
+            f'({", ".join(f"{s.name} <- {s.image_topic}" for s in self._streams)}) on '
+            f'{self._device}, network input {self._engine.input_size[1]}x'
+            f'{self._engine.input_size[0]}, memory '
+            f'{self._config.engine.memory_length if use_memory else "off"}'
+        )
+
+    def destroy_node(self) -> None:
+        """Stop the worker after its current batch, then release the ROS entities."""
+        if self._frames is not None:
+            self._frames.close()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join()
+        super().destroy_node()
+
+    @property
+    def device(self) -> str:
+        """The device the model runs on (`cpu`, `cuda:0`)."""
+        return self._device
+
+    @property
+    def idle(self) -> bool:
+        """True when every received frame has been segmented (or dropped) and published."""
+        return self._frames.idle
+
+    def camera_snapshots(self) -> list[StreamSnapshot]:
+        """Return the current figures of every camera, as the diagnostics show them."""
+        now_s = time.monotonic()
+        return [stream.snapshot(now_s) for stream in self._streams]
+
+    def _on_image(self, index: int, msg: Image) -> None:
+        arrived_s = time.monotonic()
+        replaced = self._frames.put(index, _Pending(msg, arrived_s))
+        self._streams[index].count_input(arrived_s, dropped_older=replaced)
+
+    def _on_incompatible_qos(self, index: int, info: QoSRequestedIncompatibleQoSInfo) -> None:
+        stream = self._streams[index]
+        policy = QoSPolicyKind(info.last_policy_kind).name.lower()
+        problem = f'a publisher on {stream.image_topic} has incompatible QoS ({policy})'
+        stream.record_qos_warning(problem)
+        self._loggers[index].warning(problem, throttle_duration_sec=ERROR_LOG_PERIOD_S)
+
+    def _on_reset_memory(
+        self, request: Trigger.Request, response: Trigger.Response
+    ) -> Trigger.Response:
+        with self._memory_lock:
+            for stream in self._streams:
+                stream.reset_memory('service')
+        response.success = True
+        response.message = f'cleared the memory of {len(self._streams)} camera(s)'
+        self.get_logger().info(response.message)
+        return response
+
+    def _run_worker(self) -> None:
+        while True:
+            batch = self._frames.take(self._config.max_batch_size)
+            if not batch:
+                return
+            try:
+                with self._memory_lock:
+                    self._segment(batch)
+            except Exception as error:  # keep serving the cameras; report what failed
+                names = ', '.join(self._streams[index].name for index, _ in batch)
+                self.get_logger().error(
+                    f'segmenting {names} failed: {error!r}',
+                    throttle_duration_sec=ERROR_LOG_PERIOD_S,
+                )
+                for index, _ in batch:
+                    self._streams[index].record_failure(repr(error))
+            finally:
+                self._frames.task_done()
+
+    def _segment(self, batch: list[tuple[int, _Pending]]) -> None:
+        frames = [frame for index, pending in batch
+                  if (frame := self._decode(index, pending)) is not None]
+        if not frames:
+            return
+        want_confidence = any(self._outputs[frame.index].wants_confidence for frame in frames)
+        results = self._engine.segment(
+            [frame.image for frame in frames],
+            [self._streams[frame.index].memory for frame in frames],
+            output_size=self._config.output_resolution,
+            confidence=want_confidence,
+        )
+        for frame, result in zip(frames, results, strict=True):
+            started = time.perf_counter()
+            outputs = self._outputs[frame.index].publish(
+                frame.msg.header, frame.image, result.labels, result.confidence
+            )
+            published_s = time.monotonic()
+            self._streams[frame.index].record_output(published_s, {
+                'preprocess': frame.decode_ms + result.timings_ms['preprocess'],
+                'model': result.timings_ms['model'],
+                'postprocess': result.timings_ms['postprocess']
+                + (time.perf_counter() - started) * 1e3,
+                'total': (published_s - frame.arrived_s) * 1e3,
+            }, outputs)
+
+    def _decode(self, index: int, pending: _Pending) -> _Decoded | None:
+        """Read the message and keep the camera's memory continuous; None for a bad frame."""
+        stream, msg = self._streams[index], pending.msg
+        stream.record_encoding(msg.encoding)
+        started = time.perf_counter()
+        try:
+            image = image_msg_to_rgb(msg)
+        except ImageFormatError as error:
+            stream.record_bad_input(str(error))
+            self._loggers[index].error(
+                f'camera {stream.name}: bad image on {stream.image_topic}: {error}',
+                throttle_duration_sec=ERROR_LOG_PERIOD_S,
+            )
+            return None
+        decode_ms = (time.perf_counter() - started) * 1e3
+        stamp = msg.header.stamp
+        key = FrameKey(stamp.sec * 10**9 + stamp.nanosec, msg.header.frame_id,
+                       msg.height, msg.width)
+        reason = stream.continue_with(key, int(self._config.reset_gap_s * 1e9))
+        if reason is not None:
+            self._loggers[index].info(f'camera {stream.name}: memory cleared ({reason})')
+        return _Decoded(index, msg, image, pending.arrived_s, decode_ms)
+
+    def _publish_diagnostics(self) -> None:
+        now = self.get_clock().now()
+        now_s = time.monotonic()
+        limits = HealthLimits(self._config.no_input_timeout_s, self._config.latency_budget_ms)
+        array = DiagnosticArray()
+        array.header.stamp = now.to_msg()
+        array.status = [
+            camera_status(stream.snapshot(now_s), now.nanoseconds, self._device, limits)
+            for stream in self._streams
+        ]
+        self._diagnostics.publish(array)
+
+
+def _load_engine(config: NodeConfig) -> SegmentationEngine:
+    source = config.weights or 'the shipped weights'
+    try:
+        return SegmentationEngine.from_checkpoint(config.weights or None, config.engine)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise SetupError(f'cannot load the model from {source}: {error}') from None
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node until SIGINT or SIGTERM; exit status 1 when it cannot start."""
+    try:
+        with rclpy.init(args=args):
+            # Made before the node: a signal during start-up then ends spin() quietly.
+            executor = SingleThreadedExecutor()
+            try:
+                node = SegmentNode()
+            except SetupError as error:
+                rclpy.logging.get_logger('segment_node').fatal(str(error))
+                return 1
+            with node:
+                executor.add_node(node)
+                executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

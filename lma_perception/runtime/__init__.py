@@ -1,0 +1,1 @@
+"""Inference runtime: the engine that batches cameras through one model; image codecs."""

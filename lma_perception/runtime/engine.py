@@ -1,0 +1,256 @@
+"""The inference engine: camera images in, label images out, one batched forward pass.
+
+This is the one code path of the ROS node and the offline evaluator. Per call:
+
+1. *preprocess*: each H×W×3 uint8 RGB image goes to the device as uint8 and is resized there
+   (bilinear, antialiased) to the network size, as RGB in [0, 1];
+2. *model*: one forward pass for the whole batch; each image reads its own memory (or none),
+   then its frame's key and value are written to that memory per its write policy;
+3. *postprocess*: argmax on the device, the void channel (any output ≥ the 19 train ids) to
+   255, optional confidence (max softmax probability × 255), nearest-neighbour resize back to
+   each image's size, and only uint8 maps copied to the host.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.functional import interpolate
+
+from lma_perception.labels import IGNORE_INDEX, NUM_CLASSES
+from lma_perception.memory import (
+    DEFAULT_MEMORY_LENGTH,
+    DEFAULT_WRITE_THRESHOLD,
+    WRITE_POLICIES,
+    MemoryBank,
+    MemoryBatch,
+)
+from lma_perception.models.checkpoint import (
+    DEFAULT_INPUT_SIZE,
+    DEFAULT_WEIGHTS,
+    CheckpointError,
+    CheckpointInfo,
+    load_checkpoint,
+)
+from lma_perception.models.erfnet import STRIDE
+from lma_perception.models.lma import LMASegmenter
+from lma_perception.runtime.device import (
+    PRECISIONS,
+    autocast,
+    prepare_model,
+    resolve_device,
+    resolve_precision,
+    synchronize,
+)
+
+OUTPUT_SIZES = ('input', 'network')
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the engine runs a model."""
+
+    device: str = 'auto'  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
+    precision: str = 'fp32'  # 'fp32' | 'fp16' | 'bf16' (half precisions need CUDA)
+    input_size: tuple[int, int] | None = None  # network (height, width); None: checkpoint's
+    memory_length: int = DEFAULT_MEMORY_LENGTH  # T at inference
+    write_policy: str = 'always'  # 'always' | 'adaptive'
+    write_threshold: float = DEFAULT_WRITE_THRESHOLD  # adaptive policy: 1 - cosine of keys
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f'unknown precision {self.precision!r}; choose one of {", ".join(PRECISIONS)}'
+            )
+        if self.input_size is not None:
+            if len(self.input_size) != 2 or any(
+                int(side) != side or side <= 0 or side % STRIDE for side in self.input_size
+            ):
+                raise ValueError(
+                    f'input_size is the network (height, width), both positive multiples of '
+                    f'{STRIDE}; got {self.input_size}'
+                )
+            object.__setattr__(self, 'input_size', tuple(int(s) for s in self.input_size))
+        if self.memory_length < 1:
+            raise ValueError(f'memory_length must be at least 1, got {self.memory_length}')
+        if self.write_policy not in WRITE_POLICIES:
+            raise ValueError(
+                f'unknown write policy {self.write_policy!r}; choose one of {WRITE_POLICIES}'
+            )
+        if not 0.0 <= self.write_threshold <= 2.0:
+            raise ValueError(
+                f'write_threshold is a 1 - cosine distance in [0, 2], got {self.write_threshold}'
+            )
+
+
+@dataclass
+class SegmentationResult:
+    """The segmentation of one image."""
+
+    labels: np.ndarray  # H×W uint8 train ids 0..18, 255 = void/unlabeled
+    confidence: np.ndarray | None  # H×W uint8 (max softmax probability × 255) when asked
+    timings_ms: dict[str, float]  # 'preprocess', 'model', 'postprocess' (of the whole batch)
+    memory_written: bool
+
+
+def _check_image(index: int, image: object) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or (
+        image.shape[2] != 3 or 0 in image.shape
+    ):
+        described = (
+            f'{image.dtype} array of shape {image.shape}' if isinstance(image, np.ndarray)
+            else type(image).__name__
+        )
+        raise ValueError(f'image {index}: expected an H×W×3 uint8 RGB array, got {described}')
+
+
+class SegmentationEngine:
+    """Runs a segmentation model on batches of camera images, each with its own memory.
+
+    The engine takes the model over: it is moved to the device, channels-last, in eval mode.
+    A model with memory (:class:`~lma_perception.models.LMASegmenter`) reads and writes the
+    memories passed to :meth:`segment`; a single-frame model ignores them.
+    """
+
+    def __init__(self, model: nn.Module, config: EngineConfig = EngineConfig()) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_precision(config.precision, self.device)
+        self.input_size: tuple[int, int] = config.input_size or DEFAULT_INPUT_SIZE
+        self.model = prepare_model(model, self.device)
+        self.uses_memory = isinstance(model, LMASegmenter)
+        self.checkpoint: CheckpointInfo | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path | None, config: EngineConfig = EngineConfig()
+    ) -> SegmentationEngine:
+        """Build an engine for the model in a checkpoint file; None: the shipped weights.
+
+        The network input size is the checkpoint's training size unless the config sets one.
+        """
+        if path is None:
+            path = DEFAULT_WEIGHTS
+            if not path.is_file():
+                raise CheckpointError(
+                    f'no default weights at {path}: train them or pass a checkpoint file'
+                )
+        model, info = load_checkpoint(path)
+        engine = cls(model, replace(config, input_size=config.input_size or info.input_size))
+        engine.checkpoint = info
+        return engine
+
+    def new_memory(self) -> MemoryBank:
+        """Return an empty memory for one more camera, with the configured settings."""
+        return MemoryBank(
+            self.config.memory_length, policy=self.config.write_policy,
+            threshold=self.config.write_threshold,
+        )
+
+    def segment(
+        self, images: Sequence[np.ndarray], memories: Sequence[MemoryBank | None], *,
+        output_size: str = 'input', confidence: bool = False,
+    ) -> list[SegmentationResult]:
+        """Segment one image per camera in one forward pass.
+
+        Args:
+            images: H×W×3 uint8 RGB arrays; sizes may differ between cameras.
+            memories: one per image: its camera's memory, or None for the single-frame path
+                (no read, no write).
+            output_size: 'input' (labels at each image's size) or 'network'.
+            confidence: also return the max softmax probability × 255 per pixel.
+        """
+        if output_size not in OUTPUT_SIZES:
+            raise ValueError(f'output_size must be one of {OUTPUT_SIZES}, got {output_size!r}')
+        if len(images) != len(memories):
+            raise ValueError(f'{len(images)} images but {len(memories)} memories')
+        for index, image in enumerate(images):
+            _check_image(index, image)
+        banks = [m for m in memories if m is not None]
+        if not all(isinstance(m, MemoryBank) for m in banks):
+            raise ValueError('each memory must be a MemoryBank or None')
+        if len({id(m) for m in banks}) != len(banks):
+            raise ValueError('one memory appears twice in a batch; each camera needs its own')
+        if not images:
+            return []
+
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            start = time.perf_counter()
+            batch = self._preprocess(images)
+            synchronize(self.device)
+            preprocessed = time.perf_counter()
+            logits, written = self._run_model(batch, memories)
+            synchronize(self.device)
+            modelled = time.perf_counter()
+            labels, confidences = self._postprocess(logits, images, output_size, confidence)
+            finished = time.perf_counter()
+
+        timings = {
+            'preprocess': (preprocessed - start) * 1e3,
+            'model': (modelled - preprocessed) * 1e3,
+            'postprocess': (finished - modelled) * 1e3,
+        }
+        return [
+            SegmentationResult(labels[i], confidences[i], dict(timings), written[i])
+            for i in range(len(images))
+        ]
+
+    def _preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """B×3×h×w float RGB in [0, 1] at the network size, channels-last, on the device."""
+        height, width = self.input_size
+        tensors = []
+        for image in images:
+            # uint8 crosses to the device (4× fewer bytes than float); resizing happens there.
+            pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
+            tensor = pixels.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+            if tensor.shape[-2:] != (height, width):
+                # Antialiasing matters when shrinking; when enlarging it is plain bilinear.
+                tensor = interpolate(
+                    tensor, size=(height, width), mode='bilinear', align_corners=False,
+                    antialias=True,
+                )
+            tensors.append(tensor)
+        return torch.cat(tensors).contiguous(memory_format=torch.channels_last)
+
+    def _run_model(
+        self, batch: torch.Tensor, memories: Sequence[MemoryBank | None]
+    ) -> tuple[torch.Tensor, list[bool]]:
+        """Logits for the batch and, per image, whether its frame was written to memory."""
+        if not self.uses_memory:
+            return self.model(batch), [False] * len(memories)
+        output = self.model.step(batch, MemoryBatch.from_banks(memories))
+        written = [
+            memory is not None and memory.write(output.memory_key[i], output.memory_value[i])
+            for i, memory in enumerate(memories)
+        ]
+        return output.logits, written
+
+    def _postprocess(
+        self, logits: torch.Tensor, images: Sequence[np.ndarray], output_size: str,
+        confidence: bool,
+    ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+        """uint8 label (and confidence) maps on the host, at the requested size."""
+        if confidence:
+            probability, labels = logits.float().softmax(1).max(1)
+            scores = probability.mul_(255.0).round_().to(torch.uint8)
+        else:
+            labels = logits.argmax(1)
+        # Channel 19 of the 20-channel Cityscapes model is "void": not a train id.
+        labels = labels.masked_fill_(labels >= NUM_CLASSES, IGNORE_INDEX).to(torch.uint8)
+
+        def to_host(maps: torch.Tensor, index: int) -> np.ndarray:
+            size = images[index].shape[:2]
+            one = maps[index]
+            if output_size == 'input' and one.shape != size:
+                one = interpolate(one[None, None], size=size, mode='nearest-exact')[0, 0]
+            return one.cpu().numpy()
+
+        label_maps = [to_host(labels, i) for i in range(len(images))]
+        score_maps = [to_host(scores, i) if confidence else None for i in range(len(images))]
+        return label_maps, score_maps

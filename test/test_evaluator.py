@@ -1,0 +1,237 @@
+"""The offline evaluator on a tiny synthetic tree (and the same data as a bag), real model."""
+
+import copy
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lma_perception.cli import main
+from lma_perception.data.cityscapes import CityscapesTree
+from lma_perception.data.rosbag import tree_frames, write_bag
+from lma_perception.data.synthetic import SynthConfig, write_dataset
+from lma_perception.eval.evaluator import LMA, SINGLE_FRAME, evaluate
+from lma_perception.eval.metrics import ConfusionMatrix
+from lma_perception.eval.report import write_report
+from lma_perception.eval.sources import DatasetError, open_dataset
+from lma_perception.labels import CLASS_NAMES, ID_TO_TRAIN_ID
+from lma_perception.models import create_model
+from lma_perception.models.checkpoint import save_checkpoint
+from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
+
+CAMERAS = ('front', 'front_left')
+SYNTH = SynthConfig(width=64, height=32, frames=5, annotated_frame=3, cameras=CAMERAS,
+                    degradation_rate=0.5)
+SEQUENCES = 2
+NETWORK_SIZE = (16, 32)
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model('lma_erfnet')
+
+
+def _engine() -> SegmentationEngine:
+    return SegmentationEngine(
+        _model(), EngineConfig(device='cpu', input_size=NETWORK_SIZE, memory_length=2)
+    )
+
+
+@pytest.fixture(scope='module')
+def tree(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp('synth'), SYNTH, 'val', SEQUENCES)
+
+
+@pytest.fixture(scope='module')
+def run(tree, tmp_path_factory):
+    """One evaluation of both paths, predictions dumped."""
+    dump = tmp_path_factory.mktemp('dump')
+    frames, dataset = open_dataset(tree)
+    result = evaluate(_engine(), frames, dataset, compare_single_frame=True,
+                      dump_predictions=dump)
+    return result, dump
+
+
+def _sidecar_degraded_frames(tree) -> int:
+    return sum(
+        frame['degradation'] is not None
+        for path in tree.glob('*/sequenceInfo/val/*/*_sequenceInfo.json')
+        for frame in json.loads(path.read_text())['frames']
+    )
+
+
+def _prediction(dump, path, camera, stem):
+    file = dump / path / camera / 'synthcity' / f'{stem}_pred_labelIds.png'
+    return ID_TO_TRAIN_ID[cv2.imread(str(file), cv2.IMREAD_UNCHANGED)]
+
+
+def test_counts_and_both_paths_reported(run, tree):
+    result, _ = run
+    metrics = result.to_dict()
+    frames = SEQUENCES * SYNTH.frames * len(CAMERAS)
+    assert metrics['dataset'] | {'path': None} == {
+        'path': None, 'kind': 'Cityscapes-style tree, split val', 'cameras': list(CAMERAS),
+        'sequences': SEQUENCES, 'frames': frames, 'annotated_frames': SEQUENCES * len(CAMERAS),
+        'dense_frames': frames, 'degraded_frames': _sidecar_degraded_frames(tree),
+    }
+    assert 0 < metrics['dataset']['degraded_frames'] < frames
+    assert set(metrics['paths']) == {LMA, SINGLE_FRAME}
+    for name, path in metrics['paths'].items():
+        assert path['frames'] == frames
+        assert path['annotated']['frames'] == SEQUENCES * len(CAMERAS)
+        assert path['dense']['frames'] == frames
+        assert path['clean']['frames'] + path['degraded']['frames'] == frames
+        assert 0.0 <= path['dense']['miou'] <= 1.0
+        assert len(path['dense']['iou']) == len(CLASS_NAMES)
+        assert path['temporal_consistency']['stable_pixels'] > 0
+        assert path['latency_ms']['model']['count'] == frames
+        assert path['memory_writes'] == (frames if name == LMA else 0)
+    assert metrics['engine']['model'] == 'lma_erfnet'
+
+
+def test_scores_match_the_dumped_predictions(run, tree):
+    """Re-scoring the dumped PNGs against gtFineDense gives the evaluator's confusion matrix."""
+    result, dump = run
+    for name in (LMA, SINGLE_FRAME):
+        matrix = ConfusionMatrix()
+        for camera in CAMERAS:
+            for truth in sorted(tree.glob(f'{camera}/gtFineDense/val/*/*.png')):
+                stem = truth.name.removesuffix('_gtFine_labelTrainIds.png')
+                matrix.update(_prediction(dump, name, camera, stem),
+                              cv2.imread(str(truth), cv2.IMREAD_UNCHANGED))
+        np.testing.assert_array_equal(matrix.counts, result.paths[name].dense.counts)
+
+
+def test_memory_is_carried_within_and_reset_between_sequences(run):
+    """With an empty memory LMA equals the single-frame path: true for every first frame only."""
+    _, dump = run
+    for camera in CAMERAS:
+        for sequence in range(SEQUENCES):
+            stems = [f'synthcity_{sequence:06d}_{frame:06d}' for frame in range(SYNTH.frames)]
+            lma = [_prediction(dump, LMA, camera, stem) for stem in stems]
+            single = [_prediction(dump, SINGLE_FRAME, camera, stem) for stem in stems]
+            np.testing.assert_array_equal(lma[0], single[0])
+            assert any((a != b).any() for a, b in zip(lma[1:], single[1:], strict=True))
+
+
+def test_annotated_scores_agree_with_cityscapesscripts(run, tree):
+    cityscapes_eval = pytest.importorskip(
+        'cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling'
+    )
+    result, dump = run
+    args = copy.copy(cityscapes_eval.args)
+    args.evalInstLevelScore = False
+    args.evalPixelAccuracy = False
+    args.JSONOutput = False
+    args.quiet = True
+    ground_truth = sorted(tree.glob('*/gtFine/val/*/*_gtFine_labelIds.png'))
+    predictions = [
+        dump / LMA / path.parts[-5] / path.parent.name /
+        path.name.replace('_gtFine_labelIds', '_pred_labelIds')
+        for path in ground_truth
+    ]
+    reference = cityscapes_eval.evaluateImgLists(
+        [str(p) for p in predictions], [str(p) for p in ground_truth], args
+    )
+    theirs = np.array([reference['classScores'][name] for name in CLASS_NAMES], dtype=float)
+    ours = result.paths[LMA].annotated.iou()
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12, equal_nan=True)
+    assert np.nanmean(ours) == pytest.approx(reference['averageScoreClasses'], abs=1e-12)
+
+
+def test_same_input_same_weights_same_metrics(run, tree):
+    frames, dataset = open_dataset(tree)
+    again = evaluate(_engine(), frames, dataset)
+    first, second = run[0].paths[LMA], again.paths[LMA]
+    for name in ('annotated', 'dense', 'clean', 'degraded'):
+        np.testing.assert_array_equal(getattr(first, name).counts, getattr(second, name).counts)
+    assert first.temporal.flipped_pixels == second.temporal.flipped_pixels
+    assert set(again.paths) == {LMA}
+
+
+def test_a_bag_of_the_same_frames_scores_the_same(run, tree, tmp_path):
+    bag = tmp_path / 'bag'
+    write_bag(bag, tree_frames(CityscapesTree(tree, 'val')))
+    frames, dataset = open_dataset(bag)
+    result = evaluate(_engine(), frames, dataset)
+    metrics = result.to_dict()
+    assert metrics['dataset']['kind'] == 'rosbag2'
+    assert metrics['dataset']['sequences'] == SEQUENCES
+    frames = SEQUENCES * SYNTH.frames * len(CAMERAS)
+    assert metrics['dataset']['frames'] == metrics['dataset']['annotated_frames'] == frames
+    # Bag ground truth is the tree's dense ground truth, scored as annotated frames; the
+    # sequence gaps in the bag reset the memory as the tree's sequence boundaries do.
+    np.testing.assert_array_equal(result.paths[LMA].annotated.counts,
+                                  run[0].paths[LMA].dense.counts)
+    assert result.paths[LMA].temporal.stable_pixels == run[0].paths[LMA].temporal.stable_pixels
+    assert metrics['paths'][LMA]['clean'] is None  # bags record no degradations
+
+
+def test_report_of_an_evaluation(run, tmp_path):
+    result, _ = run
+    written = write_report(result.to_dict(), tmp_path, result.samples)
+    assert {path.name for path in written} >= {'metrics.json', 'report.md', 'overlays.png',
+                                               'class_iou.png', 'latency.png'}
+    assert result.samples and result.samples[0].degraded
+    assert all(set(sample.predictions) == {LMA, SINGLE_FRAME} for sample in result.samples)
+    report = (tmp_path / 'report.md').read_text()
+    assert '| mIoU, degraded frames' in report and 'single frame' in report
+
+
+def test_command_line(tree, tmp_path, capsys):
+    weights = tmp_path / 'weights.safetensors'
+    save_checkpoint(weights, _model(), input_size=NETWORK_SIZE)
+    code = main([
+        'eval', str(tree), '--weights', str(weights), '--device', 'cpu', '--memory-length', '2',
+        '--compare-single-frame', '--max-sequences', '1', '--report', str(tmp_path / 'report'),
+        '--dump-predictions', str(tmp_path / 'dump'), '--write-policy', 'adaptive',
+    ])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert 'mIoU, annotated frames (2)' in out and 'single frame' in out
+    metrics = json.loads((tmp_path / 'report' / 'metrics.json').read_text())
+    assert metrics['dataset']['sequences'] == 1
+    assert metrics['engine']['input_size'] == list(NETWORK_SIZE)
+    assert metrics['engine']['write_policy'] == 'adaptive'
+    assert metrics['engine']['memory_length'] == 2
+    assert 0 < metrics['paths'][LMA]['memory_writes'] <= metrics['paths'][LMA]['frames']
+    assert len(list((tmp_path / 'dump' / LMA).glob('*/synthcity/*_pred_labelIds.png'))) == 10
+
+
+@pytest.mark.parametrize(('arguments', 'code', 'message'), [
+    (['{missing}'], 2, 'does not exist'),
+    (['{tree}', '--weights', '{missing}'], 2, 'no checkpoint file'),
+    (['{tree}', '--weights', '{corrupt}'], 1, 'corrupt.safetensors'),
+    (['{tree}', '--split', 'test'], 1, "no images of split 'test'"),
+    (['{empty}'], 1, 'not a Cityscapes tree'),
+    (['{tree}', '--weights', '{weights}', '--device', 'tpu'], 1, 'unknown device'),
+    (['{tree}', '--weights', '{weights}', '--input-size', '20x30'], 1, 'multiples of 8'),
+])
+def test_command_line_errors(tree, tmp_path, capsys, arguments, code, message):
+    corrupt = tmp_path / 'corrupt.safetensors'
+    corrupt.write_bytes(b'not a checkpoint at all')
+    (tmp_path / 'empty').mkdir()
+    paths = {'tree': tree, 'missing': tmp_path / 'nothing', 'corrupt': corrupt,
+             'empty': tmp_path / 'empty', 'weights': tmp_path / 'weights.safetensors'}
+    if '{weights}' in arguments:
+        save_checkpoint(paths['weights'], _model(), input_size=NETWORK_SIZE)
+    assert main(['eval', *(a.format(**paths) for a in arguments)]) == code
+    error = capsys.readouterr().err
+    assert error.startswith('error: ') and message in error
+    assert 'Traceback' not in error
+
+
+def test_bad_input_size_is_an_argument_error(tree, capsys):
+    with pytest.raises(SystemExit):
+        main(['eval', str(tree), '--input-size', 'big'])
+    assert 'expected HEIGHTxWIDTH' in capsys.readouterr().err
+
+
+def test_open_dataset_rejects_a_corrupt_bag(tmp_path):
+    bag = tmp_path / 'bag'
+    bag.mkdir()
+    (bag / 'metadata.yaml').write_text('rosbag2_bagfile_information: [')
+    with pytest.raises(DatasetError, match='cannot open the bag'):
+        open_dataset(bag)

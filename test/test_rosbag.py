@@ -1,0 +1,184 @@
+"""rosbag2 writing and reading: round trips, independent readers, and broken bags."""
+
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from lma_perception.cli import main
+from lma_perception.data.cityscapes import CityscapesTree
+from lma_perception.data.rosbag import (
+    BagError,
+    BagFrame,
+    read_bag,
+    tree_frames,
+    write_bag,
+)
+from lma_perception.data.synthetic import SynthConfig, write_dataset
+
+CONFIG = SynthConfig(width=64, height=32, frames=4, annotated_frame=2,
+                     cameras=('front', 'front_left'))
+PERIOD = 10 ** 9 / 17
+
+
+@pytest.fixture(scope='module')
+def tree(tmp_path_factory):
+    root = write_dataset(tmp_path_factory.mktemp('tree'), CONFIG, 'val', 2)
+    return CityscapesTree(root, 'val')
+
+
+@pytest.fixture(scope='module', params=['mcap', 'sqlite3'])
+def bag(request, tree, tmp_path_factory):
+    path = tmp_path_factory.mktemp(request.param) / 'bag'
+    write_bag(path, tree_frames(tree), storage=request.param)
+    return path
+
+
+def test_round_trip_keeps_pixels_stamps_frame_ids_and_pairing(tree, bag):
+    source = list(tree.stream())
+    frames = list(read_bag(bag))
+    assert len(frames) == len(source) == 2 * 4 * 2
+    for original, frame in zip(source, frames, strict=True):
+        assert frame.camera == original.camera
+        assert frame.frame_id == f'{original.camera}_optical_frame'
+        assert np.array_equal(frame.image, original.image)
+        assert np.array_equal(frame.ground_truth, original.dense_labels)
+    stamps = [f.stamp_ns for f in frames if f.camera == 'front']
+    steps = np.diff(stamps)
+    assert np.allclose(steps[:3], PERIOD, atol=1) and np.allclose(steps[4:], PERIOD, atol=1)
+    assert steps[3] >= 10 ** 9  # the gap between sequences
+    starts = [f.sequence_start for f in frames if f.camera == 'front_left']
+    assert starts == [True, False, False, False] * 2
+
+
+def test_any_reader_opens_the_bag_with_standard_metadata(bag):
+    metadata = yaml.safe_load((bag / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+    assert metadata['version'] >= 8 and metadata['storage_identifier'] in ('mcap', 'sqlite3')
+    counts = {t['topic_metadata']['name']: t['message_count']
+              for t in metadata['topics_with_message_count']}
+    assert counts == {'/front/image_raw': 8, '/front/semantic/ground_truth': 8,
+                      '/front_left/image_raw': 8, '/front_left/semantic/ground_truth': 8}
+    assert metadata['message_count'] == 32
+    with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
+        assert {c.msgtype for c in reader.connections} == {'sensor_msgs/msg/Image'}
+        encodings = {}
+        for connection, timestamp, raw in reader.messages():
+            message = reader.deserialize(raw, connection.msgtype)
+            stamp = message.header.stamp.sec * 10 ** 9 + message.header.stamp.nanosec
+            assert stamp == timestamp
+            encodings.setdefault(connection.topic, set()).add(message.encoding)
+    assert encodings['/front/image_raw'] == {'rgb8'}
+    assert encodings['/front/semantic/ground_truth'] == {'mono8'}
+
+
+def test_annotated_only_ground_truth_and_camera_selection(tree, tmp_path):
+    write_bag(tmp_path / 'bag', tree_frames(tree, dense=False))
+    frames = list(read_bag(tmp_path / 'bag', cameras=['front_left']))
+    assert {f.camera for f in frames} == {'front_left'}
+    assert [f.ground_truth is not None for f in frames] == [False, False, True, False] * 2
+
+
+def _bag_with(path, images, truths=(), encoding='rgb8', truth_encoding='mono8'):
+    """A bag written directly with rosbags: one frame per camera at t = 1 s."""
+    store = get_typestore(Stores.ROS2_JAZZY)
+    types = store.types
+    image_type = 'sensor_msgs/msg/Image'
+
+    def message(channels, enc):
+        header = types['std_msgs/msg/Header'](
+            stamp=types['builtin_interfaces/msg/Time'](sec=1, nanosec=0), frame_id='cam')
+        data = np.arange(4 * 6 * channels, dtype=np.uint8)
+        return store.serialize_cdr(types[image_type](
+            header=header, height=4, width=6, encoding=enc, is_bigendian=0, step=6 * channels,
+            data=data), image_type)
+
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        for topic in images:
+            channels = 3 if encoding in ('rgb8', 'bgr8') else 4 if '32' in encoding else 1
+            writer.write(writer.add_connection(topic, image_type, typestore=store), 10 ** 9,
+                         message(channels, encoding))
+        for topic in truths:
+            channels = 1 if truth_encoding == 'mono8' else 3
+            writer.write(writer.add_connection(topic, image_type, typestore=store), 10 ** 9,
+                         message(channels, truth_encoding))
+    return path
+
+
+def test_bgr8_images_are_decoded_to_rgb(tmp_path):
+    bag = _bag_with(tmp_path / 'bag', ['/cam/image_raw'], encoding='bgr8')
+    (frame,) = read_bag(bag)
+    expected = np.arange(72, dtype=np.uint8).reshape(4, 6, 3)[..., ::-1]
+    assert frame.camera == 'cam' and frame.ground_truth is None
+    assert np.array_equal(frame.image, expected)
+
+
+@pytest.mark.parametrize('storage, suffix', [('mcap', '.mcap'), ('sqlite3', '.db3')])
+def test_truncated_bag_is_a_bag_error(tree, tmp_path, storage, suffix):
+    path = tmp_path / 'bag'
+    write_bag(path, tree_frames(tree), storage=storage)
+    data = next(path.glob(f'*{suffix}'))
+    data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+    with pytest.raises(BagError, match='corrupt or truncated') as caught:
+        list(read_bag(path))
+    assert str(path) in str(caught.value)
+
+
+def test_missing_or_broken_files_are_bag_errors(bag, tmp_path):
+    with pytest.raises(BagError, match='no bag at'):
+        read_bag(tmp_path / 'nothing')
+    copy = tmp_path / 'copy'
+    shutil.copytree(bag, copy)
+    (copy / 'metadata.yaml').unlink()
+    with pytest.raises(BagError, match='cannot open the bag'):
+        read_bag(copy)
+
+
+def test_missing_topics_are_named(tmp_path, bag):
+    other = _bag_with(tmp_path / 'other', ['/cam/image_color'])
+    with pytest.raises(BagError, match=r'no camera images.*/cam/image_color \(sensor_msgs'):
+        read_bag(other)
+    with pytest.raises(BagError, match='no /rear/image_raw in the bag; cameras present: '
+                                       'front, front_left'):
+        read_bag(bag, cameras=['rear'])
+
+
+def test_wrong_encodings_are_named(tmp_path):
+    bad_truth = _bag_with(tmp_path / 'truth', ['/cam/image_raw'],
+                          ['/cam/semantic/ground_truth'], truth_encoding='rgb8')
+    with pytest.raises(BagError, match=r"ground_truth: ground truth must be mono8.*'rgb8'"):
+        list(read_bag(bad_truth))
+    bad_image = _bag_with(tmp_path / 'image', ['/cam/image_raw'], encoding='32FC1')
+    with pytest.raises(BagError, match=r'/cam/image_raw: .*32FC1'):
+        list(read_bag(bad_image))
+
+
+def test_writer_refuses_existing_paths_and_mismatched_truth(tmp_path, bag):
+    frame = BagFrame('cam', 10 ** 9, 'cam_optical_frame', np.zeros((4, 6, 3), np.uint8),
+                     np.zeros((4, 6), np.uint8))
+    with pytest.raises(BagError, match='already exists'):
+        write_bag(bag, [frame])
+    with pytest.raises(BagError, match='does not match image'):
+        write_bag(tmp_path / 'new', [BagFrame('cam', 1, 'f', frame.image,
+                                              np.zeros((2, 2), np.uint8))])
+    with pytest.raises(BagError, match='time order'):
+        write_bag(tmp_path / 'order', [frame, BagFrame('cam', 5, 'f', frame.image, None)])
+
+
+def test_cli_bag_write_and_info(tmp_path, tree, capsys):
+    out = tmp_path / 'cli_bag'
+    code = main(['bag', 'write', str(tree.root), str(out), '--cameras', 'front',
+                 '--size', '32x16', '--storage', 'sqlite3'])
+    assert code == 0
+    assert 'wrote 8 frames (8 with ground truth) of front' in capsys.readouterr().out
+    frames = list(read_bag(out))
+    assert frames[0].image.shape == (16, 32, 3) and frames[0].ground_truth.shape == (16, 32)
+    assert main(['bag', 'info', str(out)]) == 0
+    report = capsys.readouterr().out
+    assert 'front: 8 frames on /front/image_raw, 8 with ground truth' in report
+    assert '2 sequence(s)' in report
+    assert main(['bag', 'info', str(tmp_path / 'missing')]) == 1
+    assert 'no bag at' in capsys.readouterr().out
