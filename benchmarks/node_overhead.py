@@ -1,4 +1,4 @@
-"""Node overhead over plain rclpy transport (`lma-perception bench node` runs the same)."""
+"""Node overhead over rclpy transport (`lma-perception bench node_overhead` runs the same)."""
 
 import argparse
 import sys

@@ -10,8 +10,8 @@ from lma_perception import __version__
 
 # Each name is a module in lma_perception.commands with `add_parser(subparsers)` and `run(args)`.
 COMMANDS = (
-    'doctor', 'ament_install', 'replay', 'node', 'live_eval', 'bench', 'train', 'synth', 'bag',
-    'eval',
+    'demo', 'synth', 'bag', 'train', 'eval', 'node', 'replay', 'live_eval', 'bench', 'doctor',
+    'ament_install',
 )
 
 

@@ -9,9 +9,11 @@ Write policies:
 
 - ``'always'`` (the paper): every frame is written.
 - ``'adaptive'``: a frame is written only when its key map differs enough from the last one
-  written, measured as 1 − cosine similarity of the two key maps (flattened). A static scene
+  written, measured as 1 − cosine similarity of the two key maps, each less its channel means
+  (so that the measure follows the image content, not the keys' constant part). A static scene
   then keeps older, still valid frames instead of T copies of the same view. The threshold has
-  to be tuned on validation data; :data:`DEFAULT_WRITE_THRESHOLD` is a starting point.
+  to be tuned on validation data; :data:`DEFAULT_WRITE_THRESHOLD` is a starting point. Each
+  decision reads one number back from the device.
 
 Slots are a ring buffer allocated on the first write: writing overwrites the oldest frame in
 place, and a batch of one stream reads the buffer without copying it. The attention is a joint

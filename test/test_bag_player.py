@@ -6,7 +6,6 @@ import time
 import numpy as np
 import pytest
 from conftest import next_domain_id
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -17,6 +16,7 @@ from std_msgs.msg import String
 
 from lma_perception.ros.bag_player import BagPlayer, PlaybackOptions, ReplayError
 from lma_perception.ros.messages import image_msg_to_rgb
+from lma_perception.ros.spinning import BackgroundSpinner
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 START_NS = 1_700_000_000 * 10**9
@@ -63,21 +63,17 @@ class _Recorder(Node):
 
 
 def _play_into(recorder, player, done, timeout_s=20.0):
-    """Play in a thread while spinning the recorder until `done()` or the timeout."""
-    executor = SingleThreadedExecutor(context=recorder.context)
-    executor.add_node(recorder)
+    """Play in a thread while the recorder spins, until `done()` or the timeout."""
     stop = threading.Event()
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault('stats', player.play(stop)))
-    thread.start()
-    deadline = time.monotonic() + timeout_s
-    try:
+    with BackgroundSpinner(recorder.context, recorder):
+        thread.start()
+        deadline = time.monotonic() + timeout_s
         while not done() and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-    finally:
+            time.sleep(0.02)
         stop.set()
         thread.join(timeout=10)
-        executor.shutdown()
     return result.get('stats')
 
 

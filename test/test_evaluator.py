@@ -187,6 +187,7 @@ def test_command_line(tree, tmp_path, capsys):
         'eval', str(tree), '--weights', str(weights), '--device', 'cpu', '--memory-length', '2',
         '--compare-single-frame', '--max-sequences', '1', '--report', str(tmp_path / 'report'),
         '--dump-predictions', str(tmp_path / 'dump'), '--write-policy', 'adaptive',
+        '--input-size', '16', '32',
     ])
     out = capsys.readouterr().out
     assert code == 0
@@ -207,7 +208,7 @@ def test_command_line(tree, tmp_path, capsys):
     (['{tree}', '--split', 'test'], 1, "no images of split 'test'"),
     (['{empty}'], 1, 'not a Cityscapes tree'),
     (['{tree}', '--weights', '{weights}', '--device', 'tpu'], 1, 'unknown device'),
-    (['{tree}', '--weights', '{weights}', '--input-size', '20x30'], 1, 'multiples of 8'),
+    (['{tree}', '--weights', '{weights}', '--input-size', '20', '30'], 1, 'multiples of 8'),
 ])
 def test_command_line_errors(tree, tmp_path, capsys, arguments, code, message):
     corrupt = tmp_path / 'corrupt.safetensors'
@@ -223,10 +224,11 @@ def test_command_line_errors(tree, tmp_path, capsys, arguments, code, message):
     assert 'Traceback' not in error
 
 
-def test_bad_input_size_is_an_argument_error(tree, capsys):
-    with pytest.raises(SystemExit):
-        main(['eval', str(tree), '--input-size', 'big'])
-    assert 'expected HEIGHTxWIDTH' in capsys.readouterr().err
+def test_bad_numbers_are_argument_errors(tree, capsys):
+    for arguments in (['--input-size', '256', 'wide'], ['--max-sequences', '0']):
+        with pytest.raises(SystemExit):
+            main(['eval', str(tree), *arguments])
+        assert 'expected a positive whole number' in capsys.readouterr().err
 
 
 def test_open_dataset_rejects_a_corrupt_bag(tmp_path):

@@ -1,6 +1,7 @@
 """Live evaluation: a synthetic bag played through the real node, scored on a real graph."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -54,15 +55,16 @@ def test_cameras_in_a_bag():
 
 def test_live_eval_scores_every_frame_like_the_offline_engine(bag, frames, engine):
     # Without memory each frame's labels depend on that frame alone, so the live score must
-    # equal the engine's score on the same frames, computed here without ROS.
-    options = LiveEvalOptions(rate=0.25, parameters=(Parameter('memory_length', value=0),))
+    # equal the engine's score on the same frames, computed here without ROS. At a tenth of the
+    # recorded speed (0.6 s between frames) the node has ample time for every frame.
+    options = LiveEvalOptions(rate=0.1, parameters=(Parameter('memory_length', value=0),))
     report = run_live_eval(bag, options, engine=engine, domain_id=next_domain_id())
 
     assert [camera.camera for camera in report.cameras] == list(CAMERAS)
     for camera in report.cameras:
         assert camera.images_published == FRAMES
         assert camera.images_received == FRAMES
-        assert camera.labels_received == FRAMES, 'a frame was dropped at a quarter speed'
+        assert camera.labels_received == FRAMES, camera
         assert camera.frames_scored == FRAMES and camera.frames_dropped == 0
         assert camera.latency_ms.count == FRAMES and camera.latency_ms.p50 > 0
 
@@ -75,6 +77,7 @@ def test_live_eval_scores_every_frame_like_the_offline_engine(bag, frames, engin
     assert 0.0 <= report.miou <= 1.0
     assert 'mIoU' in report.summary()
     json.dumps(report.as_dict())
+    assert not any(thread.name == 'segment_worker' for thread in threading.enumerate())
 
 
 def test_cli_live_eval_with_sim_time_and_a_checkpoint(bag, tmp_path, monkeypatch, capsys):

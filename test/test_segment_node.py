@@ -17,7 +17,6 @@ import rclpy
 from conftest import next_domain_id
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.event_handler import PublisherEventCallbacks
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -35,6 +34,7 @@ from lma_perception.ros.camera_stream import (
 from lma_perception.ros.diagnostics import HealthLimits, camera_status
 from lma_perception.ros.messages import array_to_image_msg, mono8_msg_to_array
 from lma_perception.ros.segment_node import SegmentNode, SetupError, main
+from lma_perception.ros.spinning import BackgroundSpinner
 
 TIMEOUT_S = 30.0
 QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -217,21 +217,16 @@ class Probe(Node):
 @pytest.fixture
 def graph(ros_context):
     """Start nodes (`graph(*nodes)`) spinning in the background; destroy them after the test."""
-    executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
+    spinner = BackgroundSpinner(ros_context)
     nodes = []
-    spinner = threading.Thread(target=executor.spin)
 
     def start(*new_nodes):
         for node in new_nodes:
-            executor.add_node(node)
+            spinner.add(node)
             nodes.append(node)
-        if not spinner.is_alive():
-            spinner.start()
 
     yield start
-    executor.shutdown()
-    if spinner.is_alive():
-        spinner.join(timeout=10)
+    spinner.stop()
     for node in nodes:
         node.destroy_node()
 

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--memory-length', type=int, default=4, help='T, frames in memory')
     parser.add_argument(
         '--repeats', type=int, default=None,
-        help='timed frames per model (default: 30 up to 512x512, 15 above)',
+        help='timed frames per model (default: 20 up to 512x512, 10 above)',
     )
     parser.add_argument(
         '--devices', nargs='+', default=None,
@@ -111,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
     for spec in devices:
         device = resolve_device(spec)
         for height, width in args.sizes:
-            repeats = args.repeats or (30 if height * width <= 2**18 else 15)
+            repeats = args.repeats or (20 if height * width <= 2**18 else 10)
             ms = measure(device, (height, width), args.memory_length, repeats)
             print(f'{device!s:<8}{f"{width}x{height}":>11}{ms["erfnet"]:>11.1f}'
                   f'{ms["lma"]:>9.1f}{ms["lma"] / ms["erfnet"]:>12.2f}{ms["read"]:>9.1f}'

@@ -9,14 +9,16 @@ One process, the same 2048×1024 rgb8 frames for every case:
     source. Decoding, the engine's resize, the forward pass, argmax, upsampling the labels
     to the input size and building the message are all in (b).
 (c) engine: `SegmentationEngine.segment` on the same frame, no ROS: the part of (b) that any
-    model pays for its input and output, whatever transport carries the frames.
+    model pays for its input and output, whatever carries the frames.
 
-Frames go one at a time (the next leaves when the previous answer is back), so latencies hold
-no queueing. Added latency = p50(b) − p50(a); of that, p50(b) − p50(a) − p50(c) is the node's
-own work around the engine (decoding, the hand-over to the worker, building messages).
-Throughput: with 1, 3 and 8 cameras, each camera
-sends its next frame as soon as its labels return, so the node always has a frame waiting per
-camera and batches them; frames/s are summed over the cameras.
+The three are measured in turns, frame after frame, so that they share whatever else the
+machine is doing; a frame goes out only when the previous answer is back, so latencies hold no
+queueing. Added latency = p50(b) − p50(a); of that, p50(b) − p50(a) − p50(c) is the node's own
+work around the engine (decoding, the hand-over to the worker, building messages).
+
+Throughput: with 1, 3 and 8 cameras, each camera sends its next frame as soon as its labels
+return, so the node always has a frame waiting per camera and batches them; frames/s are
+summed over the cameras.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import array
 import os
 import threading
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -35,7 +36,9 @@ from torch import nn
 from lma_perception.eval.metrics import summarize_latency
 
 GOAL_MS = 5.0
+WARMUP_FRAMES = 5
 STALL_S = 1.0  # a camera without an answer for this long gets its frame again
+ANSWER_TIMEOUT_S = 5.0
 
 
 class TrivialSegmenter(nn.Module):
@@ -53,7 +56,7 @@ class TrivialSegmenter(nn.Module):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's options."""
     parser.add_argument('--frames', type=int, default=40,
-                        help='frames timed per latency case (after 5 warm-up frames)')
+                        help=f'frames timed per latency case (after {WARMUP_FRAMES} warm-up)')
     parser.add_argument('--seconds', type=float, default=6.0,
                         help='duration of each throughput case')
     parser.add_argument('--cameras', type=int, nargs='+', default=[1, 3, 8],
@@ -66,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run every case and print the table; 0 on success."""
+    """Run every case and print the tables; 0 on success."""
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     import rclpy
     from rclpy.context import Context
@@ -81,26 +84,27 @@ def main(args: argparse.Namespace) -> int:
     context = Context()
     rclpy.init(context=context)
     try:
-        transport, _ = _latency(context, args.frames, height, width, relay=None)
-        through_node, stages = _latency(context, args.frames, height, width, relay=engine)
-        engine_only = _engine_latency(engine, args.frames, height, width)
+        latencies, stages = _latencies(context, engine, args.frames, height, width)
         rates = {count: _throughput(context, engine, count, args.seconds, height, width)
                  for count in args.cameras}
     finally:
         context.try_shutdown()
 
+    transport, through_node, engine_only = (summarize_latency(latencies[case])
+                                            for case in ('relay', 'node', 'engine'))
     added = through_node.p50 - transport.p50
     print(f'node overhead: {width}x{height} rgb8 frames, trivial model (1x1 conv) at network '
           f'{args.network_size[1]}x{args.network_size[0]}, device {engine.device}, '
           f'torch {torch.__version__}, {os.cpu_count()} CPUs')
-    print(f'{"round trip (ms)":<34}{"p50":>8}{"p95":>8}{"max":>8}')
-    for name, summary in (('(a) rclpy transport + relay', transport),
-                          ('(b) through the node', through_node),
+    print(f'{"latency (ms)":<34}{"p50":>8}{"p95":>8}{"max":>8}')
+    for name, summary in (('(a) rclpy round trip via a relay', transport),
+                          ('(b) round trip through the node', through_node),
                           ('(c) engine alone, no ROS', engine_only)):
         print(f'{name:<34}{summary.p50:>8.2f}{summary.p95:>8.2f}{summary.max:>8.2f}')
-    print(f'added by the node (p50 b - a): {added:.2f} ms (goal <= {GOAL_MS:.0f} ms: '
-          f'{"met" if added <= GOAL_MS else "not met"}); node work around the engine '
-          f'(p50 b - a - c): {added - engine_only.p50:.2f} ms')
+    print(f'added by the node, p50 (b) - (a): {added:.2f} ms (goal <= {GOAL_MS:.0f} ms: '
+          f'{"met" if added <= GOAL_MS else "not met"})')
+    print(f'node work around the engine, p50 (b) - (a) - (c): '
+          f'{added - engine_only.p50:.2f} ms')
     print('node stages p50 (ms): ' + ', '.join(
         f'{stage} {summary.p50:.2f}' for stage, summary in stages.items()
     ))
@@ -114,45 +118,54 @@ def main(args: argparse.Namespace) -> int:
 def _image_msg(height: int, width: int):
     from sensor_msgs.msg import Image
 
-    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     msg = Image(height=height, width=width, encoding='rgb8', step=width * 3)
     msg.header.frame_id = 'camera_optical'
-    msg.data = array.array('B', pixels.tobytes())
+    msg.data = array.array('B', _pixels(height, width).tobytes())
     return msg
 
 
-class _Spinner:
-    """Spin some nodes in a background thread for the duration of a `with` block."""
-
-    def __init__(self, context, *nodes) -> None:
-        from rclpy.executors import MultiThreadedExecutor
-
-        self._executor = MultiThreadedExecutor(num_threads=2, context=context)
-        for node in nodes:
-            self._executor.add_node(node)
-        self._thread = threading.Thread(target=self._executor.spin)
-
-    def __enter__(self) -> _Spinner:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._executor.shutdown()
-        self._thread.join()
+def _pixels(height: int, width: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def _make_source(context, cameras: int, on_labels: Callable[[int, object], None]):
-    from rclpy.node import Node
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
+class _Source:
+    """A node sending frames on `<target>/image` and timing the answers on `<target>/labels`."""
 
-    qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-    source = Node('bench_source', context=context)
-    publishers = [source.create_publisher(Image, f'cam{i}/image', qos) for i in range(cameras)]
-    for index in range(cameras):
-        source.create_subscription(Image, f'cam{index}/labels',
-                                   lambda msg, index=index: on_labels(index, msg), qos)
-    return source, publishers
+    def __init__(self, context, targets: list[str], on_answer=None) -> None:
+        from rclpy.node import Node
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        self.node = Node('bench_source', context=context)
+        self.publishers = {t: self.node.create_publisher(Image, f'{t}/image', qos)
+                           for t in targets}
+        self.arrived: dict[tuple[str, int], float] = {}
+        self.answered = threading.Event()
+        self._on_answer = on_answer
+        for target in targets:
+            self.node.create_subscription(
+                Image, f'{target}/labels',
+                lambda msg, target=target: self._answer(target, msg), qos,
+            )
+
+    def _answer(self, target: str, msg) -> None:
+        self.arrived[(target, msg.header.stamp.nanosec)] = time.perf_counter()
+        self.answered.set()
+        if self._on_answer is not None:
+            self._on_answer(target)
+
+    def wait_for_match(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(publisher.get_subscription_count()
+                   and self.node.count_publishers(f'{target}/labels')
+                   for target, publisher in self.publishers.items()):
+                # Discovery is symmetric but not simultaneous: give the far side a moment.
+                time.sleep(0.5)
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f'the benchmark topics did not connect within {timeout_s} s')
 
 
 def _make_relay(context, height: int, width: int):
@@ -166,126 +179,103 @@ def _make_relay(context, height: int, width: int):
     answer = Image(height=height, width=width, encoding='mono8', step=width)
     answer.data = array.array('B', bytes(height * width))
     publisher = relay.create_publisher(
-        Image, 'cam0/labels', QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        Image, 'relay/labels', QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
     )
 
     def on_image(msg: Image) -> None:
         answer.header = msg.header
         publisher.publish(answer)
 
-    relay.create_subscription(Image, 'cam0/image', on_image, INPUT_QOS)
+    relay.create_subscription(Image, 'relay/image', on_image, INPUT_QOS)
     return relay
 
 
-def _make_node(context, engine, cameras: int):
+def _make_node(context, engine, cameras: list[str]):
     from rclpy.parameter import Parameter
 
     from lma_perception.ros.segment_node import SegmentNode
 
     return SegmentNode(engine=engine, context=context, parameter_overrides=[
-        Parameter('cameras', value=[f'cam{i}' for i in range(cameras)]),
+        Parameter('cameras', value=cameras),
         Parameter('memory_length', value=0),
-        Parameter('max_batch_size', value=cameras),
+        Parameter('max_batch_size', value=len(cameras)),
     ])
 
 
-def _latency(context, frames: int, height: int, width: int, relay):
-    """Time `frames` one-at-a-time round trips through the relay, or the node if an engine."""
-    arrived: dict[int, float] = {}
-    answered = threading.Event()
+def _latencies(context, engine, frames: int, height: int, width: int):
+    """Round trips via the relay and via the node, and engine calls, taken in turns."""
+    from lma_perception.ros.spinning import BackgroundSpinner
 
-    def on_labels(index: int, msg) -> None:
-        arrived[msg.header.stamp.nanosec] = time.perf_counter()
-        answered.set()
-
-    source, (publisher,) = _make_source(context, 1, on_labels)
-    target = _make_node(context, relay, 1) if relay is not None else _make_relay(
-        context, height, width
-    )
+    source = _Source(context, ['relay', 'node'])
+    relay = _make_relay(context, height, width)
+    node = _make_node(context, engine, ['node'])
     msg = _image_msg(height, width)
-    latencies = []
-    with _Spinner(context, source, target):
-        _wait_for_match(publisher, source, 'cam0/labels')
-        warmup = 5
-        for frame in range(frames + warmup):
-            msg.header.stamp.sec, msg.header.stamp.nanosec = 1, frame
-            answered.clear()
-            sent = time.perf_counter()
-            publisher.publish(msg)
-            if answered.wait(timeout=5.0) and frame >= warmup and frame in arrived:
-                latencies.append((arrived[frame] - sent) * 1e3)
-        stages = {}
-        if relay is not None:
-            snapshot = target.camera_snapshots()[0]
-            stages = {stage: snapshot.latency[stage] for stage in snapshot.latency}
-    target.destroy_node()
-    source.destroy_node()
-    return summarize_latency(latencies), stages
-
-
-def _engine_latency(engine, frames: int, height: int, width: int):
-    """Time `engine.segment` on the benchmark frame without ROS."""
-    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    latencies = []
-    for frame in range(frames + 5):
-        started = time.perf_counter()
-        engine.segment([image], [None])
-        if frame >= 5:
-            latencies.append((time.perf_counter() - started) * 1e3)
-    return summarize_latency(latencies)
+    image = _pixels(height, width)
+    latencies: dict[str, list[float]] = {'relay': [], 'node': [], 'engine': []}
+    with BackgroundSpinner(context, source.node, relay, node):
+        source.wait_for_match()
+        for frame in range(frames + WARMUP_FRAMES):
+            timed = frame >= WARMUP_FRAMES
+            for target in ('relay', 'node'):
+                msg.header.stamp.sec, msg.header.stamp.nanosec = 1, frame
+                source.answered.clear()
+                sent = time.perf_counter()
+                source.publishers[target].publish(msg)
+                # A frame lost on the best-effort input is left out, not waited for.
+                if source.answered.wait(ANSWER_TIMEOUT_S) and timed and (
+                    (target, frame) in source.arrived
+                ):
+                    latencies[target].append((source.arrived[(target, frame)] - sent) * 1e3)
+            started = time.perf_counter()
+            engine.segment([image], [None])
+            if timed:
+                latencies['engine'].append((time.perf_counter() - started) * 1e3)
+        snapshot = node.camera_snapshots()[0]
+    for ros_node in (node, relay, source.node):
+        ros_node.destroy_node()
+    return latencies, snapshot.latency
 
 
 def _throughput(context, engine, cameras: int, seconds: float, height: int, width: int
                 ) -> float:
     """Frames per second over all cameras when every camera resends on each answer."""
+    from lma_perception.ros.spinning import BackgroundSpinner
+
+    names = [f'cam{index}' for index in range(cameras)]
     msg = _image_msg(height, width)
-    counts = [0] * cameras
-    last_answer = [time.monotonic()] * cameras
+    counts = dict.fromkeys(names, 0)
+    last_answer = dict.fromkeys(names, time.monotonic())
     running = threading.Event()
-    publishers = []
 
-    def on_labels(index: int, answer) -> None:
-        counts[index] += 1
-        last_answer[index] = time.monotonic()
+    def on_answer(camera: str) -> None:
+        counts[camera] += 1
+        last_answer[camera] = time.monotonic()
         if running.is_set():
-            publishers[index].publish(msg)
+            source.publishers[camera].publish(msg)
 
-    source, source_publishers = _make_source(context, cameras, on_labels)
-    publishers.extend(source_publishers)
-    node = _make_node(context, engine, cameras)
-    with _Spinner(context, source, node):
-        for index, publisher in enumerate(publishers):
-            _wait_for_match(publisher, source, f'cam{index}/labels')
+    source = _Source(context, names, on_answer)
+    node = _make_node(context, engine, names)
+    with BackgroundSpinner(context, source.node, node):
+        source.wait_for_match()
         running.set()
-        for publisher in publishers:
+        for publisher in source.publishers.values():
             publisher.publish(msg)
-        _keep_sending(publishers, msg, last_answer, 1.0)  # warm-up
-        before, started = sum(counts), time.perf_counter()
-        _keep_sending(publishers, msg, last_answer, seconds)
-        done, elapsed = sum(counts), time.perf_counter() - started
+        _keep_sending(source, msg, last_answer, 1.0)  # warm-up
+        before, started = sum(counts.values()), time.perf_counter()
+        _keep_sending(source, msg, last_answer, seconds)
+        done, elapsed = sum(counts.values()), time.perf_counter() - started
         running.clear()
     node.destroy_node()
-    source.destroy_node()
+    source.node.destroy_node()
     return (done - before) / elapsed
 
 
-def _keep_sending(publishers, msg, last_answer: list[float], seconds: float) -> None:
+def _keep_sending(source: _Source, msg, last_answer: dict[str, float], seconds: float) -> None:
     """Wait `seconds`, resending for any camera whose frame was lost (best-effort input)."""
     deadline = time.monotonic() + seconds
     while (now := time.monotonic()) < deadline:
-        for index, publisher in enumerate(publishers):
-            if now - last_answer[index] > STALL_S:
-                last_answer[index] = now
+        for camera, publisher in source.publishers.items():
+            if now - last_answer[camera] > STALL_S:
+                last_answer[camera] = now
                 publisher.publish(msg)
         time.sleep(0.05)
-
-
-def _wait_for_match(publisher, source, labels_topic: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if publisher.get_subscription_count() and source.count_publishers(labels_topic):
-            # Discovery is symmetric but not simultaneous: give the far side a moment too.
-            time.sleep(0.5)
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f'{publisher.topic_name} found no subscriber in {timeout_s} s')

@@ -7,18 +7,6 @@ import sys
 from pathlib import Path
 
 
-def _input_size(text: str) -> tuple[int, int]:
-    """Parse ``HxW`` (or ``H,W``) into (height, width)."""
-    parts = text.lower().replace(',', 'x').split('x')
-    try:
-        height, width = (int(part) for part in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'expected HEIGHTxWIDTH such as 512x1024, got {text!r}'
-        ) from None
-    return height, width
-
-
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -45,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='checkpoint file (default: the weights shipped with the package)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--precision', default='fp32', help='fp32, fp16 or bf16 (CUDA only)')
-    parser.add_argument('--input-size', type=_input_size, metavar='HxW',
+    parser.add_argument('--input-size', nargs=2, type=_positive, metavar=('HEIGHT', 'WIDTH'),
                         help="network input size (default: the checkpoint's training size)")
     parser.add_argument('--memory-length', type=_positive, metavar='T',
                         help="frames held in each camera memory (default: the engine's, 4)")
@@ -74,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from lma_perception.eval.evaluator import evaluate
-    from lma_perception.eval.report import format_table, summary_rows, write_report
+    from lma_perception.eval.report import (
+        describe_dataset,
+        format_table,
+        summary_rows,
+        write_report,
+    )
     from lma_perception.eval.sources import DatasetError, open_dataset
     from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
 
@@ -83,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
                                        max_sequences=args.max_sequences)
         chosen = {'memory_length': args.memory_length, 'write_policy': args.write_policy}
         config = EngineConfig(
-            device=args.device, precision=args.precision, input_size=args.input_size,
+            device=args.device, precision=args.precision,
+            input_size=None if args.input_size is None else tuple(args.input_size),
             **{name: value for name, value in chosen.items() if value is not None},
         )
         engine = SegmentationEngine.from_checkpoint(args.weights, config)
@@ -105,10 +99,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
     result.engine['weights'] = str(args.weights) if args.weights else 'shipped'
     metrics = result.to_dict()
-    counts = result.dataset
-    print(f'{counts.path}: {counts.sequences} sequences, {counts.frames} frames '
-          f'({counts.annotated_frames} annotated, {counts.dense_frames} with dense ground '
-          f'truth, {counts.degraded_frames} degraded), cameras {", ".join(counts.cameras)}')
+    print(describe_dataset(metrics['dataset']))
     print(format_table(summary_rows(metrics)))
     if args.dump_predictions is not None:
         print(f'predictions written to {args.dump_predictions}')

@@ -66,6 +66,17 @@ def _delta(lma: float | None, single: float | None) -> str:
     return f'{100.0 * (lma - single):+.2f}'
 
 
+def describe_dataset(dataset: Mapping) -> str:
+    """One line on what was evaluated: path, kind, cameras, sequences and frame counts."""
+    sequences = dataset['sequences']
+    return (
+        f"{dataset['path']} ({dataset['kind']}; cameras {', '.join(dataset['cameras'])}): "
+        f"{sequences} sequence{'' if sequences == 1 else 's'}, {dataset['frames']} frames, "
+        f"{dataset['annotated_frames']} annotated, {dataset['dense_frames']} with dense "
+        f"ground truth, {dataset['degraded_frames']} degraded"
+    )
+
+
 def summary_rows(metrics: Mapping) -> list[tuple[str, ...]]:
     """Rows of the summary table: a header, then one row per metric and one column per path."""
     paths = list(metrics['paths'])
@@ -217,10 +228,7 @@ def _markdown(metrics: Mapping, plots: Mapping[str, str]) -> str:
     lines = [
         '# Evaluation report',
         '',
-        f"Data: `{dataset['path']}` ({dataset['kind']}), {dataset['sequences']} sequences, "
-        f"{dataset['frames']} frames, {dataset['annotated_frames']} annotated, "
-        f"{dataset['dense_frames']} with dense ground truth, "
-        f"{dataset['degraded_frames']} degraded.",
+        f'Data: {describe_dataset(dataset)}.',
         '',
         'Engine: ' + ', '.join(f'{key} `{value}`' for key, value in engine.items()) + '.',
         '',

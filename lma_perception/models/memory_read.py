@@ -26,8 +26,9 @@ Implementations, all with the same signature and results (to float rounding):
   own window masked out. Nothing of size P² × map is ever built; work is done in bands of tiles
   to bound the temporary memory.
 
-:func:`local_memory_read` picks one by device. A fused kernel (e.g. Triton on CUDA) plugs in
-with :func:`register_kernel` and is then used for tensors on that device type.
+:func:`local_memory_read` picks one by device. A fused kernel plugs in with
+:func:`register_kernel` and is then used for tensors on that device type; the Triton kernel of
+``triton_memory_read.py`` is registered for CUDA on the first CUDA read when Triton imports.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ DEFAULT_WINDOW = 21
 # Query tile of the blocked read; 8×8 keeps the matrix products large enough to run at full
 # speed while the halo (21-1 = 20 cells) wastes less than half of each region.
 TILE = (8, 8)
-# Upper bound on logits held at once by the blocked read (elements), so that 1024×2048 inputs
-# need tens of megabytes of temporaries rather than gigabytes.
+# Upper bound on logits held at once by the blocked read (elements): on CPU a few bands of
+# tiles whose temporaries stay in cache; on GPUs more, to launch fewer kernels, still far from
+# the gigabytes a 1024×2048 input would need at once.
 MAX_CHUNK_LOGITS = 1 << 22
+MAX_CHUNK_LOGITS_GPU = 1 << 26
 # Softmax weights below e^-60 (relative to the largest) are raised to it in the blocked read:
 # products of such weights and values stay clear of float32 denormals, which x86 CPUs handle
 # about a hundred times slower, and exp() of the masked -inf logits skips its slow path.
@@ -214,7 +217,8 @@ def local_memory_read_blocked(
     bias = bias.reshape(batch, 1, pixels, slots * region)
 
     out = query_key.new_empty(batch, tiles_y, tiles_x, pixels, value_dim)
-    rows_per_chunk = max(1, MAX_CHUNK_LOGITS // (batch * tiles_x * pixels * slots * region))
+    chunk = MAX_CHUNK_LOGITS if query_key.device.type == 'cpu' else MAX_CHUNK_LOGITS_GPU
+    rows_per_chunk = max(1, chunk // (batch * tiles_x * pixels * slots * region))
     for start in range(0, tiles_y, rows_per_chunk):
         band = slice(start, min(start + rows_per_chunk, tiles_y))
         band_keys = _halo_regions(keys, band, tiles_x, TILE, window, channels_last=False)
@@ -248,8 +252,21 @@ def register_kernel(device_type: str, kernel: MemoryReadFn) -> None:
     _KERNELS[device_type] = kernel
 
 
+@cache
+def _register_fused_kernel(device_type: str) -> None:
+    """Register the fused Triton read the first time tensors on CUDA are read."""
+    if device_type != 'cuda' or device_type in _KERNELS:
+        return
+    try:
+        from lma_perception.models.triton_memory_read import triton_local_memory_read
+    except ImportError:  # without Triton the blocked read serves CUDA as well
+        return
+    register_kernel('cuda', triton_local_memory_read)
+
+
 def select_kernel(device: torch.device) -> MemoryReadFn:
     """Return the implementation :func:`local_memory_read` uses for ``device``."""
+    _register_fused_kernel(device.type)
     return _KERNELS.get(device.type, local_memory_read_blocked)
 
 

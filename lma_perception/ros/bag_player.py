@@ -136,17 +136,15 @@ class BagPlayer(Node):
                 self.get_logger().warning(f'no subscriber yet on {", ".join(lonely)}')
         stats = PlaybackStats()
         started = time.monotonic()
-        while not stop.is_set() and self.context.ok():
-            self._play_once(stop, stats)
-            if stop.is_set():
-                break
+        while self._play_once(stop, stats):
             stats.passes += 1
             if not self._options.loop:
                 break
         stats.wall_s = time.monotonic() - started
         return stats
 
-    def _play_once(self, stop: threading.Event, stats: PlaybackStats) -> None:
+    def _play_once(self, stop: threading.Event, stats: PlaybackStats) -> bool:
+        """Play the bag once; False if stopped (or shut down) before its end."""
         pass_started = time.monotonic()
         clock_period_s = 1.0 / self._options.clock_hz
         next_clock_s = pass_started
@@ -159,13 +157,14 @@ class BagPlayer(Node):
                     next_clock_s = now_s + clock_period_s
                 wake_s = min(due_s, next_clock_s) if self._clock_publisher is not None else due_s
                 if stop.wait(max(wake_s - time.monotonic(), 0.0)):
-                    return
-            if not self.context.ok():
-                return
+                    return False
+            if stop.is_set() or not self.context.ok():
+                return False
             if self._clock_publisher is not None:
                 self._publish_clock(bag_ns)
             self._topic_publishers[topic].publish(data)
             stats.messages[topic] += 1
+        return True
 
     def _messages(self) -> Iterator[tuple[str, int, bytes]]:
         with _open(self._bag) as reader:

@@ -1,7 +1,7 @@
 """Live evaluation: a bag played through the real node, scored as it comes out.
 
 The segmentation node, a `LabelListener` and a `BagPlayer` share one process and one ROS
-context; the node and the listener spin in a background executor while the player publishes
+context; the node and the listener spin in background threads while the player publishes
 from the calling thread, so every message crosses real DDS topics. The listener pairs each
 camera's `labels` with the bag's `semantic/ground_truth` of the same stamp (exact match, as
 `message_filters.TimeSynchronizer` would) and measures end-to-end latency as the arrival of the
@@ -10,6 +10,7 @@ labels minus the arrival of the image with that stamp, both seen by the listener
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +22,6 @@ from typing import Any
 import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -38,6 +38,7 @@ from lma_perception.ros.bag_player import BagPlayer, PlaybackOptions, ReplayErro
 from lma_perception.ros.camera_stream import StreamSnapshot
 from lma_perception.ros.messages import mono8_msg_to_array
 from lma_perception.ros.segment_node import SegmentNode
+from lma_perception.ros.spinning import BackgroundSpinner
 from lma_perception.runtime.engine import SegmentationEngine
 
 IMAGE_SUFFIX = '/image_raw'
@@ -70,6 +71,7 @@ class CameraReport:
     labels_received: int
     frames_scored: int
     frames_dropped: int  # published images that never came back as labels
+    node_received: int  # images the node's subscription got
     node_dropped: int  # replaced in the node by a newer frame before it was segmented
     memory_resets: int
     latency_ms: LatencySummary
@@ -251,12 +253,13 @@ def run_live_eval(
         args += ['--ros-args', '--params-file', str(params_file)]
     context = Context()
     rclpy.init(args=args, context=context, domain_id=domain_id)
-    try:
-        player = BagPlayer(bag, PlaybackOptions(
+    with contextlib.ExitStack() as cleanup:  # undone in reverse: executor, nodes, context
+        cleanup.callback(context.try_shutdown)
+        player = cleanup.enter_context(BagPlayer(bag, PlaybackOptions(
             rate=options.rate,
             clock=options.use_sim_time,
             wait_for_subscribers_s=options.startup_timeout_s,
-        ), context=context)
+        ), context=context))
         cameras = cameras_in(player.topics)
         if not cameras:
             raise ReplayError(
@@ -270,28 +273,41 @@ def run_live_eval(
             Parameter('use_sim_time', value=options.use_sim_time),
             *options.parameters,
         ]
-        node = SegmentNode(engine=engine, context=context, parameter_overrides=overrides)
-        listener = LabelListener(cameras, context=context)
-        executor = MultiThreadedExecutor(num_threads=2, context=context)
-        executor.add_node(node)
-        executor.add_node(listener)
-        spinner = threading.Thread(target=executor.spin, name='live_eval_executor')
-        spinner.start()
-        try:
-            _wait_for(lambda: all(
-                listener.count_publishers(f'/{camera}/labels') > 0 for camera in cameras
-            ), options.startup_timeout_s)
-            started = time.monotonic()
-            stats = player.play()
-            _drain(node, listener, options.drain_timeout_s)
-            wall_s = time.monotonic() - started
-            snapshots = {s.name: s for s in node.camera_snapshots()}
-        finally:
-            executor.shutdown()
-            spinner.join()
+        node = cleanup.enter_context(
+            SegmentNode(engine=engine, context=context, parameter_overrides=overrides)
+        )
+        listener = cleanup.enter_context(LabelListener(cameras, context=context))
+        cleanup.enter_context(BackgroundSpinner(context, node, listener))
+
+        if not _wait_for(lambda: _connected(player, cameras, (node, listener)),
+                         options.startup_timeout_s):
+            raise ReplayError(f'the topics did not connect within {options.startup_timeout_s} s')
+        started = time.monotonic()
+        stats = player.play()
+        images = sum(stats.messages[f'/{camera}{IMAGE_SUFFIX}'] for camera in cameras)
+        _drain(node, listener, images, options.drain_timeout_s)
+        wall_s = time.monotonic() - started
+        snapshots = {s.name: s for s in node.camera_snapshots()}
         return _report(bag, cameras, stats.messages, listener, snapshots, wall_s, node.device)
-    finally:
-        context.try_shutdown()
+
+
+def _connected(player: BagPlayer, cameras: list[str], readers: tuple[Node, ...]) -> bool:
+    """Whether both ends of every topic have matched, so that no first message is lost.
+
+    A writer may see its reader before the reader sees the writer, and a volatile topic drops
+    what is published in between; hence both sides are checked.
+    """
+    readers_per_topic = {f'/{camera}{IMAGE_SUFFIX}': 2 for camera in cameras}  # node, listener
+    readers_per_topic |= {f'/{camera}{GROUND_TRUTH_SUFFIX}': 1 for camera in cameras}
+    writers_matched = all(
+        publisher.get_subscription_count() >= readers_per_topic[publisher.topic_name]
+        for publisher in player.publishers if publisher.topic_name in readers_per_topic
+    )
+    readers_matched = all(
+        subscription.get_publisher_count() > 0
+        for reader in readers for subscription in reader.subscriptions
+    )
+    return writers_matched and readers_matched
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
@@ -303,22 +319,25 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
     return True
 
 
-def _drain(node: SegmentNode, listener: LabelListener, timeout_s: float) -> None:
-    """Wait until the node has segmented what it received and the listener got it all.
+def _drain(node: SegmentNode, listener: LabelListener, images: int, timeout_s: float) -> None:
+    """Wait until the node got the `images` published and the listener got all their labels.
 
-    Labels can be lost on the way only if the listener falls behind a keep-last queue; then
-    the count stops growing, so waiting also ends once nothing has arrived for a while.
+    Best-effort input can lose images on the way, and so the counts would never add up; so
+    waiting also ends once the node idles and nothing has changed for a while.
     """
     deadline = time.monotonic() + timeout_s
-    last_count, quiet_since = -1, time.monotonic()
+    last, quiet_since = None, time.monotonic()
     while time.monotonic() < deadline:
-        count = listener.labels_received()
-        published = sum(snapshot.published for snapshot in node.camera_snapshots())
-        if node.idle and count >= published:
+        snapshots = node.camera_snapshots()
+        received = sum(snapshot.received for snapshot in snapshots)
+        published = sum(snapshot.published for snapshot in snapshots)
+        labels = listener.labels_received()
+        idle = node.idle
+        if idle and received >= images and labels >= published:
             return
-        if count != last_count:
-            last_count, quiet_since = count, time.monotonic()
-        elif node.idle and time.monotonic() - quiet_since > QUIET_S:
+        if (received, labels) != last:
+            last, quiet_since = (received, labels), time.monotonic()
+        elif idle and time.monotonic() - quiet_since > QUIET_S:
             return
         time.sleep(0.05)
 
@@ -346,6 +365,7 @@ def _report(
             labels_received=tally.labels_received,
             frames_scored=tally.confusion.frames,
             frames_dropped=images_published - tally.labels_received,
+            node_received=snapshot.received,
             node_dropped=snapshot.dropped,
             memory_resets=sum(snapshot.resets.values()),
             latency_ms=tally.latency.summary(),

@@ -1,13 +1,14 @@
 """The segmentation node: N cameras, one model, one batched forward pass per round.
 
 Threads. A SingleThreadedExecutor runs the image callbacks, the `~/reset_memory` service and
-the diagnostics timer; an image callback only stores the message as its camera's newest frame. One worker thread, woken through a condition variable, takes the
-newest frame of every ready camera and segments them together, each camera reading its own
-memory. A plain worker thread was chosen over a MultiThreadedExecutor with callback groups
-because inference then never occupies an executor thread: callbacks, the service and
-diagnostics stay responsive during a forward pass, exactly one batch runs at a time by
-construction, and the stored-frame handover is one small lock instead of a protocol between
-callback groups. PyTorch releases the GIL while it computes, so the executor keeps receiving.
+the diagnostics timer; an image callback only stores the message as its camera's newest frame.
+One worker thread, woken through a condition variable, takes the newest frame of every ready
+camera and segments them together, each camera reading its own memory. A plain worker thread
+was chosen over a MultiThreadedExecutor with callback groups because inference then never
+occupies an executor thread: callbacks, the service and diagnostics stay responsive during a
+forward pass, exactly one batch runs at a time by construction, and the stored-frame handover
+is one small lock instead of a protocol between callback groups. PyTorch releases the GIL while
+it computes, so the executor keeps receiving.
 
 Memory stays bounded: one pending message per camera, fixed-length memories and latency
 windows, and inference under `torch.inference_mode` inside the engine.
@@ -151,7 +152,11 @@ class SegmentNode(Node):
             self._publish_diagnostics,
             clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
-        self._worker = threading.Thread(target=self._run_worker, name='segment_worker')
+        # A daemon, so a node that is never destroyed cannot keep the process from exiting;
+        # destroy_node() is what stops it properly.
+        self._worker = threading.Thread(
+            target=self._run_worker, name='segment_worker', daemon=True
+        )
         self._worker.start()
         self.get_logger().info(
             f'segmenting {len(self._streams)} camera(s) '

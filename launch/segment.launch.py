@@ -1,0 +1,61 @@
+"""Segment one camera.
+
+    ros2 launch lma_perception segment.launch.py image_topic:=/camera/image_raw
+
+Outputs appear under <namespace>/<camera>/: labels, color_mask, overlay (and confidence).
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = FindPackageShare('lma_perception')
+    camera = LaunchConfiguration('camera')
+    arguments = [
+        DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',
+                              description='sensor_msgs/Image topic to segment'),
+        DeclareLaunchArgument('camera', default_value='camera',
+                              description='camera name: the namespace of its outputs'),
+        DeclareLaunchArgument('params_file',
+                              default_value=PathJoinSubstitution([share, 'config',
+                                                                  'segment.yaml']),
+                              description='node parameters (YAML)'),
+        DeclareLaunchArgument('weights', default_value='',
+                              description='checkpoint; empty for the shipped weights'),
+        DeclareLaunchArgument('device', default_value='auto', description='auto, cpu, cuda'),
+        DeclareLaunchArgument('use_sim_time', default_value='false'),
+        DeclareLaunchArgument('namespace', default_value=''),
+        DeclareLaunchArgument('rviz', default_value='false', description='open RViz'),
+    ]
+    segment = Node(
+        package='lma_perception',
+        executable='segment_node',
+        name='segment_node',
+        namespace=LaunchConfiguration('namespace'),
+        parameters=[
+            LaunchConfiguration('params_file'),
+            {
+                # A list of lists evaluates to a string array (launch_ros rules).
+                'cameras': [[camera]],
+                (camera, '.image_topic'): LaunchConfiguration('image_topic'),
+                'weights': ParameterValue(LaunchConfiguration('weights'), value_type=str),
+                'device': LaunchConfiguration('device'),
+                'use_sim_time': LaunchConfiguration('use_sim_time'),
+            },
+        ],
+        output='screen',
+    )
+    rviz = Node(
+        package='rviz2',
+        executable='rviz2',
+        arguments=['-d', PathJoinSubstitution([share, 'config', 'lma.rviz'])],
+        parameters=[{'use_sim_time': LaunchConfiguration('use_sim_time')}],
+        condition=IfCondition(LaunchConfiguration('rviz')),
+    )
+    return LaunchDescription([*arguments, segment, rviz])
