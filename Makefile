@@ -25,10 +25,14 @@ $(VENV)/.installed: $(VENV)/.requirements $(PACKAGE_FILES)
 	touch $@
 
 demo: setup
-	$(BIN)/lma-perception doctor
+	$(BIN)/lma-perception demo
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/lma-perception bench model
+	$(BIN)/lma-perception bench node_overhead
 
 lint: setup
 	$(BIN)/ruff check .

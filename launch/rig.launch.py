@@ -8,9 +8,6 @@ cameras with one model, batching them into one forward pass; `per_camera:=true` 
 per camera instead (one model each: more memory, no batching).
 """
 
-from pathlib import Path
-
-import yaml
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
@@ -18,15 +15,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-
-def rig_parameters(rig_file: str) -> dict:
-    """Return the node parameters of a rig file (its first node section with `cameras`)."""
-    sections = yaml.safe_load(Path(rig_file).read_text()) or {}
-    for section in sections.values():
-        parameters = section.get('ros__parameters', {})
-        if parameters.get('cameras'):
-            return parameters
-    raise ValueError(f'{rig_file}: no `cameras` list under ros__parameters')
+from lma_perception.rig import camera_parameters, load_rig
 
 
 def segment_nodes(context: LaunchContext) -> list[Node]:
@@ -40,11 +29,11 @@ def segment_nodes(context: LaunchContext) -> list[Node]:
                      parameters=[rig_file, common], output='screen')]
     # One node per camera, named after it; the rig's parameters are passed directly because
     # the file's section name matches `segment_node` only.
-    rig = rig_parameters(rig_file)
+    rig = load_rig(rig_file)
     return [
         Node(package='lma_perception', executable='segment_node',
              name=f'segment_node_{camera}',
-             parameters=[rig, common, {'cameras': [camera]}], output='screen')
+             parameters=[camera_parameters(rig, camera), common], output='screen')
         for camera in rig['cameras']
     ]
 

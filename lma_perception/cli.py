@@ -10,8 +10,8 @@ from lma_perception import __version__
 
 # Each name is a module in lma_perception.commands with `add_parser(subparsers)` and `run(args)`.
 COMMANDS = (
-    'demo', 'synth', 'bag', 'train', 'eval', 'node', 'replay', 'live_eval', 'bench', 'doctor',
-    'ament_install',
+    'demo', 'synth', 'bag', 'train', 'eval', 'node', 'rig', 'replay', 'live_eval', 'bench',
+    'doctor', 'ament_install',
 )
 
 

@@ -151,7 +151,7 @@ class StreamSnapshot:
     seconds_since_input: float
     last_stamp_ns: int | None
     last_encoding: str
-    last_size: tuple[int, int] | None
+    last_size: tuple[int, int] | None  # (width, height)
     received: int
     published: int
     dropped: int
@@ -177,7 +177,7 @@ class _Counts:
     last_input_s: float | None = None
     last_stamp_ns: int | None = None
     last_encoding: str = ''
-    last_size: tuple[int, int] | None = None
+    last_size: tuple[int, int] | None = None  # (width, height)
     error: str | None = None  # until the next frame is published
     last_error: str = ''
     qos_warning: str | None = None

@@ -39,6 +39,7 @@ from lma_perception.ros.camera_stream import StreamSnapshot
 from lma_perception.ros.messages import mono8_msg_to_array
 from lma_perception.ros.segment_node import SegmentNode
 from lma_perception.ros.spinning import BackgroundSpinner
+from lma_perception.runtime.codecs import ImageFormatError
 from lma_perception.runtime.engine import SegmentationEngine
 
 IMAGE_SUFFIX = '/image_raw'
@@ -130,7 +131,7 @@ class LiveEvalReport:
 
 
 @dataclass
-class _Tally:
+class CameraTally:
     """One camera's half-paired messages and running scores (executor threads)."""
 
     image_arrivals: OrderedDict[int, float] = field(default_factory=OrderedDict)
@@ -149,7 +150,7 @@ class LabelListener(Node):
         """Subscribe to `/<camera>/image_raw`, `/<camera>/labels` and the ground truth."""
         super().__init__('label_listener', **node_kwargs)
         self._lock = threading.Lock()
-        self._tallies = {camera: _Tally() for camera in cameras}
+        self._tallies = {camera: CameraTally() for camera in cameras}
         for camera in cameras:
             self.create_subscription(
                 Image, f'/{camera}{IMAGE_SUFFIX}',
@@ -169,7 +170,7 @@ class LabelListener(Node):
         with self._lock:
             return sum(tally.labels_received for tally in self._tallies.values())
 
-    def tally(self, camera: str) -> _Tally:
+    def tally(self, camera: str) -> CameraTally:
         """Return the running figures of one camera."""
         return self._tallies[camera]
 
@@ -182,7 +183,12 @@ class LabelListener(Node):
 
     def _on_ground_truth(self, camera: str, msg: Image) -> None:
         stamp = _stamp_ns(msg)
-        ground_truth = mono8_msg_to_array(msg)
+        try:
+            ground_truth = mono8_msg_to_array(msg)
+        except ImageFormatError as error:
+            self.get_logger().error(f'{camera}: unusable ground truth: {error}',
+                                    throttle_duration_sec=10.0)
+            return
         with self._lock:
             tally = self._tallies[camera]
             labels = tally.labels.pop(stamp, None)
@@ -207,9 +213,12 @@ class LabelListener(Node):
                 return
         self._score(tally, labels, ground_truth)
 
-    def _score(self, tally: _Tally, labels: np.ndarray, ground_truth: np.ndarray) -> None:
+    def _score(self, tally: CameraTally, labels: np.ndarray, ground_truth: np.ndarray) -> None:
         with self._lock:
-            tally.confusion.update(labels, ground_truth)
+            try:
+                tally.confusion.update(labels, ground_truth)
+            except ValueError as error:  # sizes differ, or values that are no train ids
+                self.get_logger().error(f'cannot score: {error}', throttle_duration_sec=10.0)
 
 
 def _remember(pending: OrderedDict[int, Any], stamp: int, value: Any) -> None:
@@ -272,6 +281,7 @@ def run_live_eval(
               for camera in cameras),
             Parameter('use_sim_time', value=options.use_sim_time),
             *options.parameters,
+            Parameter('output_resolution', value='input'),  # scored against full-size truth
         ]
         node = cleanup.enter_context(
             SegmentNode(engine=engine, context=context, parameter_overrides=overrides)

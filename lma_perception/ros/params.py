@@ -145,8 +145,9 @@ PARAMETERS: dict[str, _Spec] = {
     ),
     'write_threshold': _Spec(
         float(_DEFAULT_ENGINE.write_threshold),
-        'Feature change a frame needs to be written under the adaptive policy.',
-        _at_least(0.0),
+        'Feature change (1 − cosine similarity of key maps, 0 to 2) a frame needs to be '
+        'written under the adaptive policy.',
+        lambda value: None if 0.0 <= value <= 2.0 else 'must be in [0, 2]',
     ),
     'output_resolution': _Spec(
         'input',
@@ -208,17 +209,22 @@ def read_config(node: Node) -> NodeConfig:
         )
         cameras.append(CameraConfig(name, topic))
     input_size = values['input_size']
-    return NodeConfig(
-        cameras=tuple(cameras),
-        weights=values['weights'],
-        engine=EngineConfig(
+    try:
+        engine = EngineConfig(
             device=values['device'],
             precision=values['precision'],
             input_size=tuple(input_size) if input_size is not None else None,
+            # 0 (no memory) is `use_memory` below; the engine then never makes a memory.
             memory_length=max(values['memory_length'], 1),
             write_policy=values['write_policy'],
             write_threshold=values['write_threshold'],
-        ),
+        )
+    except ValueError as error:
+        raise ParameterError(f'engine parameters: {error}') from None
+    return NodeConfig(
+        cameras=tuple(cameras),
+        weights=values['weights'],
+        engine=engine,
         use_memory=values['memory_length'] > 0,
         output_resolution=values['output_resolution'],
         publish_color_mask=values['publish_color_mask'],
@@ -243,11 +249,19 @@ def _topic(value: str) -> str | None:
 
 
 def _declare(node: Node, name: str, spec: _Spec) -> Any:
-    descriptor = ParameterDescriptor(description=spec.description, read_only=True)
+    # Numbers accept integers too (`-p reset_gap_s:=1`), which a DOUBLE parameter would refuse.
+    number = isinstance(spec.default, float)
+    descriptor = ParameterDescriptor(
+        description=spec.description, read_only=True, dynamic_typing=number
+    )
     try:
         value = node.declare_parameter(name, spec.default, descriptor).value
     except ParameterException as error:
         raise ParameterError(f'parameter {name!r}: {error}') from None
+    if number:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParameterError(f'parameter {name!r} = {value!r}: expected a number')
+        value = float(value)
     problem = spec.check(value)
     if problem is not None:
         raise ParameterError(f'parameter {name!r} = {value!r}: {problem}')

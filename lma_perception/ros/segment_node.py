@@ -27,6 +27,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
@@ -98,6 +99,9 @@ class SegmentNode(Node):
     def __init__(self, *, engine: SegmentationEngine | None = None, **node_kwargs) -> None:
         """Create the node; `engine` replaces the one the parameters describe (tests, benchmarks).
 
+        With an `engine` given, weights, device, precision, input size, memory length and write
+        policy are the engine's; `memory_length: 0` still turns the memory off.
+
         Raises:
             SetupError: a parameter is invalid or the model cannot be loaded.
         """
@@ -114,7 +118,7 @@ class SegmentNode(Node):
         self._memory_lock = threading.Lock()
         self._streams: list[CameraStream] = []
         self._outputs: list[CameraOutputs] = []
-        self._loggers = []
+        self._loggers: list[RcutilsLogger] = []
         use_memory = self._config.use_memory and self._engine.uses_memory
         for index, camera in enumerate(self._config.cameras):
             # Callbacks only run once the node spins, after this loop has built every stream.

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from lma_perception.data.cityscapes import CityscapesTree
 from lma_perception.eval.metrics import ConfusionMatrix
 from lma_perception.labels import IGNORE_INDEX
+from lma_perception.memory import MemoryBatch
 from lma_perception.models import create_model, load_checkpoint, load_pretrained, save_checkpoint
 from lma_perception.runtime.device import resolve_device
 from lma_perception.train.config import TrainConfig
@@ -122,6 +123,27 @@ class Trainer:
             return self.model(images[:, 0])
         return self.model.forward_clip(images)
 
+    def _training_logits(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Return the logits the training loss is taken over (their losses are averaged).
+
+        Fine-tuning everything in stage 2 (`train_all`) would otherwise adapt the decoder to
+        fused features only and spoil the memory-less path, which the node still runs on the
+        first frame of every stream: so the last frame is decoded both with and without
+        memory. The memory frames' encoder passes run without gradients (truncated back-
+        propagation), which keeps a step about as cheap as two single-frame steps.
+        """
+        if self.memory_length == 0 or not self.config.train_all:
+            return [self._logits(images)]
+        model = self.model
+        batch, length = images.shape[:2]
+        with torch.no_grad():
+            past = model.encode(images[:, :-1].flatten(0, 1))
+        keys, values = model.memorize(past)
+        memory = MemoryBatch.from_frames(keys.unflatten(0, (batch, length - 1)),
+                                         values.unflatten(0, (batch, length - 1)))
+        current = model.encode(images[:, -1])
+        return [model.decode(model.attend(current, memory)), model.decode(current)]
+
     def _autocast(self):
         enabled = self.config.amp and self.device.type == 'cuda'
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
@@ -143,9 +165,12 @@ class Trainer:
                 break
             images, labels = images.to(self.device), labels.to(self.device)
             with self._autocast():
-                logits = self._logits(images)
-            loss = F.cross_entropy(logits.float(), labels, weight=self.class_weights,
-                                   ignore_index=IGNORE_INDEX)
+                outputs = self._training_logits(images)
+            loss = sum(
+                F.cross_entropy(logits.float(), labels, weight=self.class_weights,
+                                ignore_index=IGNORE_INDEX)
+                for logits in outputs
+            ) / len(outputs)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
