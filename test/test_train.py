@@ -82,3 +82,32 @@ def test_cli_reports_bad_options_in_one_line(tiny_tree, tmp_path, capsys):
     assert main(['train', '--stage', 'single', '--data', str(tmp_path / 'missing'),
                  '--output', str(tmp_path)]) == 2
     assert 'error:' in capsys.readouterr().err
+
+
+def test_fine_tuning_everything_trains_both_paths(tiny_tree, tmp_path):
+    stage1 = Trainer(single_stage(tiny_tree, tmp_path / 'erfnet', epochs=1)).fit()
+    config = TrainConfig(stage='lma', init=str(stage1.best_checkpoint), data=str(tiny_tree),
+                         output=str(tmp_path / 'lma'), input_size=SIZE, dense_labels=True,
+                         epochs=1, steps_per_epoch=2, batch_size=2, memory_length=2,
+                         train_all=True)
+    trainer = Trainer(config)
+    images, _ = next(iter(torch.utils.data.DataLoader(trainer.train_samples, batch_size=2)))
+    with_memory, without_memory = trainer._training_logits(images)
+    assert with_memory.shape == without_memory.shape == (2, 20, *SIZE)
+    assert not torch.allclose(with_memory, without_memory)
+
+    encoder_before = trainer.model.encoder.initial_block.conv.weight.detach().clone()
+    trainer.fit()
+    assert not torch.equal(encoder_before, trainer.model.encoder.initial_block.conv.weight)
+
+
+def test_degraded_targets_follow_the_sequence_sidecars(tiny_tree):
+    from lma_perception.data.cityscapes import CityscapesTree
+    from lma_perception.train.samples import degraded_targets, sample_frames
+
+    tree = CityscapesTree(tiny_tree, 'train')
+    samples = sample_frames(tree, 0, dense_labels=True)
+    flags = degraded_targets(tree, samples)
+    loaded = [tree.load(files).degraded for files in samples]
+    assert flags == loaded
+    assert any(flags)

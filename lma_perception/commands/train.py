@@ -45,6 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="stage 'lma': fine-tune encoder and decoder as well")
     parser.add_argument('--slot-gate', dest='slot_gate', action='store_true', default=None,
                         help='learn a soft gate per memory slot')
+    parser.add_argument('--degraded-weight', dest='degraded_weight', type=float,
+                        help='sampling weight of samples ending on a degraded frame (default 1)')
     parser.add_argument('--class-weights', dest='class_weights', choices=('computed', 'none'))
     parser.add_argument('--val-samples', dest='val_samples', type=int)
     parser.add_argument('--seed', type=int)

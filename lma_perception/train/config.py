@@ -38,10 +38,11 @@ class TrainConfig:
     weight_decay: float = 1e-4
     memory_length: int = 3
     train_all: bool = False               # stage 'lma': also fine-tune encoder and decoder
-    frozen_bn_eval: bool = True           # frozen parts keep their BN statistics
+    backbone_bn_eval: bool = True         # stage 'lma': encoder/decoder BN keep stage-1 stats
     slot_gate: bool = False
     class_weights: str = 'computed'       # 'computed' (ENet-style from label frequencies) | 'none'
     translate_px: int = 2
+    degraded_weight: float = 1.0         # sampling weight of samples ending on a degraded frame
     val_samples: int | None = None        # cap on validation samples
     seed: int = 0
     device: str = 'auto'
@@ -57,6 +58,8 @@ class TrainConfig:
         height, width = self.input_size
         if height <= 0 or width <= 0 or height % 8 or width % 8:
             problems.append(f'input_size must be positive multiples of 8, got {self.input_size}')
+        if self.degraded_weight <= 0:
+            problems.append(f'degraded_weight must be > 0, got {self.degraded_weight}')
         if self.memory_length < 1:
             problems.append(f'memory_length must be >= 1, got {self.memory_length}')
         if self.class_weights not in ('computed', 'none'):

@@ -35,6 +35,17 @@ def sample_frames(
     ]
 
 
+def degraded_targets(tree: CityscapesTree, samples: Sequence[FrameFiles]) -> list[bool]:
+    """Return, per sample, whether its last frame is recorded as degraded (synthetic trees)."""
+    degraded = {
+        (sequence.camera, sequence.city, sequence.sequence, frame)
+        for sequence in tree.sequences()
+        for frame, degradation in (sequence.degradations or {}).items()
+        if degradation is not None
+    }
+    return [(f.camera, f.city, f.sequence, f.frame) in degraded for f in samples]
+
+
 class SegmentationSamples(Dataset):
     """Items are (images, labels): images float (T + 1)×3×H×W in [0, 1], labels int64 H×W.
 

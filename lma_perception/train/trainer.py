@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from lma_perception.data.cityscapes import CityscapesTree
@@ -30,7 +30,11 @@ from lma_perception.memory import MemoryBatch
 from lma_perception.models import create_model, load_checkpoint, load_pretrained, save_checkpoint
 from lma_perception.runtime.device import resolve_device
 from lma_perception.train.config import TrainConfig
-from lma_perception.train.samples import SegmentationSamples, class_weights
+from lma_perception.train.samples import (
+    SegmentationSamples,
+    class_weights,
+    degraded_targets,
+)
 
 MEMORY_MODULES = ('memory_kv', 'query_kv', 'fusion', 'slot_gate')
 
@@ -112,10 +116,15 @@ class Trainer:
 
     def _set_train_mode(self) -> None:
         self.model.train()
-        if self.config.stage == 'lma' and not self.config.train_all \
-                and self.config.frozen_bn_eval:
-            self.model.encoder.eval()
-            self.model.decoder.eval()
+        if self.config.stage == 'lma' and self.config.backbone_bn_eval:
+            # The decoder sees fused features with memory and raw features without: batch
+            # statistics of either would not fit the other at inference. Kept in eval mode, its
+            # BatchNorm layers normalise both with the stage-1 statistics, in training as at
+            # inference, and the fusion learns to produce features those statistics fit.
+            for part in (self.model.encoder, self.model.decoder):
+                for module in part.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.eval()
 
     def _logits(self, images: torch.Tensor) -> torch.Tensor:
         """Logits of the last frame of each B×(T+1)×3×H×W sample."""
@@ -153,8 +162,16 @@ class Trainer:
         config = self.config
         self.train_samples.epoch = self.epoch
         generator = torch.Generator().manual_seed(config.seed * 1000 + self.epoch)
-        loader = DataLoader(self.train_samples, batch_size=config.batch_size, shuffle=True,
-                            generator=generator, num_workers=config.workers, drop_last=True)
+        sampler = None
+        if config.degraded_weight != 1.0:
+            # Degraded frames are where the memory matters; drawing them more often shows the
+            # fusion more cases where the current frame should be trusted less.
+            degraded = degraded_targets(self.train_samples.tree, self.train_samples.samples)
+            weights = [config.degraded_weight if flag else 1.0 for flag in degraded]
+            sampler = WeightedRandomSampler(weights, len(weights), generator=generator)
+        loader = DataLoader(self.train_samples, batch_size=config.batch_size,
+                            shuffle=sampler is None, sampler=sampler, generator=generator,
+                            num_workers=config.workers, drop_last=True)
         self._set_train_mode()
         losses = []
         progress = tqdm(total=self.steps_per_epoch, desc=f'epoch {self.epoch + 1}',
