@@ -27,6 +27,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.qos import (
@@ -318,7 +319,13 @@ def main(args: list[str] | None = None) -> int:
                 return 1
             with node:
                 executor.add_node(node)
-                executor.spin()
+                try:
+                    executor.spin()
+                except _rclpy.RCLError:
+                    # A signal can shut the context down while spin() builds its wait set;
+                    # rclpy then raises RCLError instead of ExternalShutdownException.
+                    if rclpy.ok():
+                        raise
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     return 0

@@ -14,6 +14,7 @@ import threading
 
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 
 POLL_S = 0.05  # how long a stop request may wait for a spin_once to return
@@ -60,3 +61,7 @@ class BackgroundSpinner:
                 executor.spin_once(timeout_sec=POLL_S)
         except ExternalShutdownException:  # the context was shut down (SIGINT, SIGTERM)
             return
+        except _rclpy.RCLError:
+            # A shutdown that lands while spin_once builds its wait set surfaces as RCLError.
+            if self._context.ok():
+                raise
