@@ -111,3 +111,10 @@ def test_degraded_targets_follow_the_sequence_sidecars(tiny_tree):
     loaded = [tree.load(files).degraded for files in samples]
     assert flags == loaded
     assert any(flags)
+
+
+def test_degraded_frames_can_be_drawn_more_often(tiny_tree, tmp_path):
+    trainer = Trainer(single_stage(tiny_tree, tmp_path / 'run', epochs=1, degraded_weight=4.0))
+    flags = [weight == 4.0 for weight in trainer.sample_weights]
+    assert any(flags) and not all(flags)
+    assert len(trainer.fit().history) == 1

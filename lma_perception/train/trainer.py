@@ -28,6 +28,7 @@ from lma_perception.eval.metrics import ConfusionMatrix
 from lma_perception.labels import IGNORE_INDEX
 from lma_perception.memory import MemoryBatch
 from lma_perception.models import create_model, load_checkpoint, load_pretrained, save_checkpoint
+from lma_perception.models.checkpoint import load_state_dict_into
 from lma_perception.runtime.device import resolve_device
 from lma_perception.train.config import TrainConfig
 from lma_perception.train.samples import (
@@ -70,6 +71,12 @@ class Trainer:
         if config.class_weights == 'computed':
             weights = class_weights(self.train_samples).to(self.device)
         self.class_weights = weights
+        # Degraded frames are where the memory matters; drawing them more often shows the
+        # fusion more cases where the current frame should be trusted less.
+        self.sample_weights = None
+        if config.degraded_weight != 1.0:
+            degraded = degraded_targets(self.train_samples.tree, self.train_samples.samples)
+            self.sample_weights = [config.degraded_weight if flag else 1.0 for flag in degraded]
         self.steps_per_epoch = math.ceil(len(self.train_samples) / config.batch_size)
         if config.steps_per_epoch is not None:
             self.steps_per_epoch = min(self.steps_per_epoch, config.steps_per_epoch)
@@ -99,7 +106,8 @@ class Trainer:
         model = create_model('lma_erfnet', num_classes=init.decoder.num_classes,
                              slot_gate=config.slot_gate)
         # The stage-1 weights are ERFNet's encoder and decoder; the memory modules start fresh.
-        load_pretrained(model, config.init, allow_missing=MEMORY_MODULES)
+        load_state_dict_into(model, init.state_dict(), allow_missing=MEMORY_MODULES,
+                             source=config.init)
         if not config.train_all:
             for part in (model.encoder, model.decoder):
                 part.requires_grad_(False)
@@ -163,12 +171,9 @@ class Trainer:
         self.train_samples.epoch = self.epoch
         generator = torch.Generator().manual_seed(config.seed * 1000 + self.epoch)
         sampler = None
-        if config.degraded_weight != 1.0:
-            # Degraded frames are where the memory matters; drawing them more often shows the
-            # fusion more cases where the current frame should be trusted less.
-            degraded = degraded_targets(self.train_samples.tree, self.train_samples.samples)
-            weights = [config.degraded_weight if flag else 1.0 for flag in degraded]
-            sampler = WeightedRandomSampler(weights, len(weights), generator=generator)
+        if self.sample_weights is not None:
+            sampler = WeightedRandomSampler(self.sample_weights, len(self.sample_weights),
+                                            generator=generator)
         loader = DataLoader(self.train_samples, batch_size=config.batch_size,
                             shuffle=sampler is None, sampler=sampler, generator=generator,
                             num_workers=config.workers, drop_last=True)
