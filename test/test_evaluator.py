@@ -54,6 +54,15 @@ def run(tree, tmp_path_factory):
     return result, dump
 
 
+@pytest.fixture(scope='module')
+def bag_run(tree, tmp_path_factory):
+    """One evaluation (LMA only) of a bag written from the tree."""
+    bag = tmp_path_factory.mktemp('bag') / 'bag'
+    write_bag(bag, tree_frames(CityscapesTree(tree, 'val')))
+    frames, dataset = open_dataset(bag)
+    return evaluate(_engine(), frames, dataset)
+
+
 def _sidecar_degraded_frames(tree) -> int:
     return sum(
         frame['degradation'] is not None
@@ -151,22 +160,30 @@ def test_same_input_same_weights_same_metrics(run, tree):
     assert set(again.paths) == {LMA}
 
 
-def test_a_bag_of_the_same_frames_scores_the_same(run, tree, tmp_path):
-    bag = tmp_path / 'bag'
-    write_bag(bag, tree_frames(CityscapesTree(tree, 'val')))
-    frames, dataset = open_dataset(bag)
-    result = evaluate(_engine(), frames, dataset)
-    metrics = result.to_dict()
+def test_a_bag_of_the_same_frames_scores_the_same(run, bag_run):
+    metrics = bag_run.to_dict()
     assert metrics['dataset']['kind'] == 'rosbag2'
     assert metrics['dataset']['sequences'] == SEQUENCES
     frames = SEQUENCES * SYNTH.frames * len(CAMERAS)
     assert metrics['dataset']['frames'] == metrics['dataset']['annotated_frames'] == frames
     # Bag ground truth is the tree's dense ground truth, scored as annotated frames; the
     # sequence gaps in the bag reset the memory as the tree's sequence boundaries do.
-    np.testing.assert_array_equal(result.paths[LMA].annotated.counts,
+    np.testing.assert_array_equal(bag_run.paths[LMA].annotated.counts,
                                   run[0].paths[LMA].dense.counts)
-    assert result.paths[LMA].temporal.stable_pixels == run[0].paths[LMA].temporal.stable_pixels
-    assert metrics['paths'][LMA]['clean'] is None  # bags record no degradations
+    assert bag_run.paths[LMA].temporal.stable_pixels == run[0].paths[LMA].temporal.stable_pixels
+
+
+def test_a_bag_splits_clean_and_degraded_frames_as_the_tree_does(run, bag_run, tree):
+    tree_metrics, bag_metrics = run[0].to_dict(), bag_run.to_dict()
+    degraded = _sidecar_degraded_frames(tree)
+    assert bag_metrics['dataset']['degraded_frames'] == degraded
+    assert tree_metrics['dataset']['degraded_frames'] == degraded
+    for split in ('clean', 'degraded'):
+        assert (bag_metrics['paths'][LMA][split]['frames']
+                == tree_metrics['paths'][LMA][split]['frames'] > 0)
+        np.testing.assert_array_equal(getattr(bag_run.paths[LMA], split).counts,
+                                      getattr(run[0].paths[LMA], split).counts)
+    assert bag_metrics['paths'][LMA]['degraded']['frames'] == degraded
 
 
 def test_report_of_an_evaluation(run, tmp_path):

@@ -14,14 +14,17 @@ from lma_perception.data.cityscapes import CityscapesTree
 from lma_perception.data.rosbag import (
     BagError,
     BagFrame,
+    degradation_topic,
     read_bag,
     tree_frames,
     write_bag,
 )
 from lma_perception.data.synthetic import SynthConfig, write_dataset
 
+# Sequence 1 has its annotated frame degraded by noise on both cameras, sequence 0 has it clean.
 CONFIG = SynthConfig(width=64, height=32, frames=4, annotated_frame=2,
-                     cameras=('front', 'front_left'))
+                     cameras=('front', 'front_left'), degradation_rate=0.5,
+                     degradations=('noise',))
 PERIOD = 10 ** 9 / 17
 
 
@@ -55,24 +58,59 @@ def test_round_trip_keeps_pixels_stamps_frame_ids_and_pairing(tree, bag):
     assert starts == [True, False, False, False] * 2
 
 
+def test_degradations_round_trip_per_frame(tree, bag):
+    source = list(tree.stream())
+    frames = list(read_bag(bag))
+    expected = [f.degradation['kind'] if f.degraded else '' for f in source]
+    assert [f.degradation for f in frames] == expected
+    assert all(f.degraded is not None for f in source)
+    annotated = {(o.sequence, o.camera): f.degradation for f, o in zip(frames, source, strict=True)
+                 if o.frame == CONFIG.annotated_frame}
+    assert annotated == {(0, 'front'): '', (0, 'front_left'): '',
+                         (1, 'front'): 'noise', (1, 'front_left'): 'noise'}
+    assert '' in expected  # clean frames are recorded as such, not left out
+
+
+def test_frames_without_degradation_write_no_degradation_topic(tmp_path):
+    image = np.zeros((4, 6, 3), np.uint8)
+    frames = [BagFrame('cam', 10 ** 9 + i, 'cam_optical_frame', image, None) for i in range(2)]
+    summary = write_bag(tmp_path / 'bag', frames)
+    assert summary.degraded is None
+    metadata = yaml.safe_load((tmp_path / 'bag' / 'metadata.yaml').read_text())
+    topics = {t['topic_metadata']['name']
+              for t in metadata['rosbag2_bagfile_information']['topics_with_message_count']}
+    assert topics == {'/cam/image_raw'}
+    assert [f.degradation for f in read_bag(tmp_path / 'bag')] == [None, None]
+
+
 def test_any_reader_opens_the_bag_with_standard_metadata(bag):
     metadata = yaml.safe_load((bag / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
     assert metadata['version'] >= 8 and metadata['storage_identifier'] in ('mcap', 'sqlite3')
     counts = {t['topic_metadata']['name']: t['message_count']
               for t in metadata['topics_with_message_count']}
     assert counts == {'/front/image_raw': 8, '/front/semantic/ground_truth': 8,
-                      '/front_left/image_raw': 8, '/front_left/semantic/ground_truth': 8}
-    assert metadata['message_count'] == 32
+                      '/front/synthetic/degradation': 8,
+                      '/front_left/image_raw': 8, '/front_left/semantic/ground_truth': 8,
+                      '/front_left/synthetic/degradation': 8}
+    assert metadata['message_count'] == 48
     with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
-        assert {c.msgtype for c in reader.connections} == {'sensor_msgs/msg/Image'}
-        encodings = {}
+        assert {c.msgtype for c in reader.connections} == {'sensor_msgs/msg/Image',
+                                                           'std_msgs/msg/String'}
+        encodings, kinds, times = {}, set(), {}
         for connection, timestamp, raw in reader.messages():
             message = reader.deserialize(raw, connection.msgtype)
+            times.setdefault(connection.msgtype, set()).add(timestamp)
+            if connection.msgtype == 'std_msgs/msg/String':
+                kinds.add(message.data)
+                continue
             stamp = message.header.stamp.sec * 10 ** 9 + message.header.stamp.nanosec
             assert stamp == timestamp
             encodings.setdefault(connection.topic, set()).add(message.encoding)
     assert encodings['/front/image_raw'] == {'rgb8'}
     assert encodings['/front/semantic/ground_truth'] == {'mono8'}
+    assert kinds == {'', 'noise'}
+    # A String has no header: its bag time is the stamp of its image.
+    assert times['std_msgs/msg/String'] == times['sensor_msgs/msg/Image']
 
 
 def test_annotated_only_ground_truth_and_camera_selection(tree, tmp_path):
@@ -156,6 +194,15 @@ def test_wrong_encodings_are_named(tmp_path):
         list(read_bag(bad_image))
 
 
+def test_a_degradation_topic_of_another_type_is_named(tmp_path):
+    # An Image where the bag should hold a std_msgs/String.
+    bag = _bag_with(tmp_path / 'bag', ['/cam/image_raw'], [degradation_topic('cam')])
+    with pytest.raises(BagError, match=r'/cam/synthetic/degradation must be std_msgs/msg/String, '
+                                       r'got sensor_msgs/msg/Image') as caught:
+        read_bag(bag)
+    assert str(bag) in str(caught.value)
+
+
 def test_writer_refuses_existing_paths_and_mismatched_truth(tmp_path, bag):
     frame = BagFrame('cam', 10 ** 9, 'cam_optical_frame', np.zeros((4, 6, 3), np.uint8),
                      np.zeros((4, 6), np.uint8))
@@ -173,12 +220,17 @@ def test_cli_bag_write_and_info(tmp_path, tree, capsys):
     code = main(['bag', 'write', str(tree.root), str(out), '--cameras', 'front',
                  '--size', '32x16', '--storage', 'sqlite3'])
     assert code == 0
-    assert 'wrote 8 frames (8 with ground truth) of front' in capsys.readouterr().out
+    degraded = sum(bool(f.degraded) for f in tree.stream() if f.camera == 'front')
+    assert 0 < degraded < 8
+    assert (f'wrote 8 frames (8 with ground truth, {degraded} degraded) of front'
+            in capsys.readouterr().out)
     frames = list(read_bag(out))
     assert frames[0].image.shape == (16, 32, 3) and frames[0].ground_truth.shape == (16, 32)
     assert main(['bag', 'info', str(out)]) == 0
     report = capsys.readouterr().out
-    assert 'front: 8 frames on /front/image_raw, 8 with ground truth' in report
+    assert ('front: 8 frames on /front/image_raw, 8 with ground truth on '
+            f'/front/semantic/ground_truth, {degraded} of 8 degraded on '
+            '/front/synthetic/degradation, 2 sequence(s)') in report
     assert '2 sequence(s)' in report
     assert main(['bag', 'info', str(tmp_path / 'missing')]) == 1
     assert 'no bag at' in capsys.readouterr().out

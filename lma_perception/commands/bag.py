@@ -14,8 +14,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         'bag',
         help='convert a Cityscapes-style tree into a rosbag2, or summarise a bag',
         description='`bag write` records a tree (real Cityscapes or `synth` output) as a rosbag2 '
-        'with /<camera>/image_raw (rgb8) and /<camera>/semantic/ground_truth (mono8 train ids); '
-        '`bag info` lists the cameras, frames, ground truth and sequences of a bag.',
+        'with /<camera>/image_raw (rgb8), /<camera>/semantic/ground_truth (mono8 train ids) and, '
+        'for trees that record degradations, /<camera>/synthetic/degradation (std_msgs/String); '
+        '`bag info` lists the cameras, frames, ground truth, degraded frames and sequences of a '
+        'bag.',
     )
     actions = parser.add_subparsers(dest='action', metavar='ACTION', required=True)
     write = actions.add_parser('write', help='write a tree into a new bag')
@@ -68,7 +70,8 @@ def _write(args: argparse.Namespace) -> int:
     frames = tree_frames(tree, fps=fps, gap_s=args.gap, dense=not args.annotated_only)
     with tqdm(total=total, unit='frame', disable=None) as bar:
         summary = write_bag(args.out, _counted(frames, bar), storage=args.storage)
-    print(f'wrote {summary.frames} frames ({summary.ground_truth} with ground truth) of '
+    degraded = '' if summary.degraded is None else f', {summary.degraded} degraded'
+    print(f'wrote {summary.frames} frames ({summary.ground_truth} with ground truth{degraded}) of '
           f'{", ".join(summary.cameras)} to {summary.path} '
           f'({(summary.end_ns - summary.start_ns) / 1e9:.1f} s of recording)')
     return 0
@@ -83,18 +86,22 @@ def _counted(frames, bar):
 def _info(args: argparse.Namespace) -> int:
     from lma_perception.data.rosbag import (
         BOUNDARY_S,
+        degradation_topic,
         ground_truth_topic,
         image_topic,
         read_bag,
     )
 
-    counts: dict[str, dict] = defaultdict(lambda: {'frames': 0, 'truth': 0, 'sequences': 0,
+    counts: dict[str, dict] = defaultdict(lambda: {'frames': 0, 'truth': 0, 'recorded': 0,
+                                                   'degraded': 0, 'sequences': 0,
                                                    'sizes': set(), 'frame_ids': set()})
     first = last = None
     for frame in read_bag(args.bag):
         entry = counts[frame.camera]
         entry['frames'] += 1
         entry['truth'] += frame.ground_truth is not None
+        entry['recorded'] += frame.degradation is not None
+        entry['degraded'] += bool(frame.degradation)  # '' is a frame recorded as clean
         entry['sequences'] += frame.sequence_start
         entry['sizes'].add(f'{frame.image.shape[1]}x{frame.image.shape[0]}')
         entry['frame_ids'].add(frame.frame_id)
@@ -103,8 +110,10 @@ def _info(args: argparse.Namespace) -> int:
     print(f'bag        {args.bag}')
     print(f'duration   {(last - first) / 1e9:.2f} s (sequences split at gaps > {BOUNDARY_S} s)')
     for camera, entry in counts.items():
+        degraded = (f'{entry["degraded"]} of {entry["recorded"]} degraded on '
+                    f'{degradation_topic(camera)}, ' if entry['recorded'] else '')
         print(f'camera     {camera}: {entry["frames"]} frames on {image_topic(camera)}, '
-              f'{entry["truth"]} with ground truth on {ground_truth_topic(camera)}, '
+              f'{entry["truth"]} with ground truth on {ground_truth_topic(camera)}, {degraded}'
               f'{entry["sequences"]} sequence(s), {" ".join(sorted(entry["sizes"]))}, '
               f'frame_id {" ".join(sorted(entry["frame_ids"]))}')
     return 0

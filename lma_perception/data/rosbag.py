@@ -6,16 +6,21 @@ Layout of the bags written here (one rosbag2 folder with ``metadata.yaml``, mcap
 - ``/<camera>/image_raw``: ``sensor_msgs/msg/Image``, ``rgb8``;
 - ``/<camera>/semantic/ground_truth``: ``sensor_msgs/msg/Image``, ``mono8`` Cityscapes train ids
   (255 = ignore), for every frame when the source has dense labels, else annotated frames only;
+- ``/<camera>/synthetic/degradation``: ``std_msgs/msg/String``, for every frame when the source
+  records degradations (synthetic trees), else absent: the kind of degradation (``noise``,
+  ``motion_blur``, ...) of a degraded frame, ``''`` for a clean one;
 - image and ground truth of a frame share the header (stamp, ``frame_id`` =
-  ``<camera>_optical_frame``), and the bag time of both equals the header stamp;
+  ``<camera>_optical_frame``), and the bag time of all three equals the header stamp (a String
+  has no header: the degradation belongs to the image of its camera at its bag time);
 - frames of a sequence are ``1 / fps`` apart (17 Hz, as Cityscapes); consecutive sequences are
   separated by a gap of ``SEQUENCE_GAP_S`` (1 s). Readers detect sequence starts as a jump of more
   than ``BOUNDARY_S`` (0.5 s) between frames of a camera, or time running backwards.
 
 :func:`read_bag` reads such bags, or any bag following the topic naming with images in an encoding
 that :mod:`lma_perception.runtime.codecs` decodes, and yields frames in time order paired with
-their ground truth. Every problem with a bag (missing, corrupt or truncated files, missing topics,
-wrong encodings or sizes) raises :class:`BagError` naming the bag and the problem.
+their ground truth and degradation. Every problem with a bag (missing, corrupt or truncated files,
+missing topics, wrong encodings, sizes or message types) raises :class:`BagError` naming the bag
+and the problem.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from lma_perception.data.cityscapes import CityscapesTree
 from lma_perception.runtime.codecs import ImageFormatError, image_to_rgb, mono8_to_array
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
+DEGRADATION_TYPE = 'std_msgs/msg/String'
 SEQUENCE_GAP_S = 1.0
 BOUNDARY_S = 0.5
 FPS = 17.0
@@ -39,6 +45,7 @@ START_NS = 1_600_000_000 * 10 ** 9  # first stamp of a written bag: 2020-09-13 1
 STORAGES = ('mcap', 'sqlite3')
 _IMAGE_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/image_raw$')
 _TRUTH_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/semantic/ground_truth$')
+_DEGRADATION_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/synthetic/degradation$')
 
 
 class BagError(ValueError):
@@ -47,7 +54,11 @@ class BagError(ValueError):
 
 @dataclass(frozen=True)
 class BagFrame:
-    """One camera frame of a bag with its ground truth (None when the frame has none)."""
+    """One camera frame of a bag with its ground truth (None when the frame has none).
+
+    ``degradation`` is None when not recorded, ``''`` for a frame recorded as clean, else the
+    kind of degradation of the frame (``noise``, ...).
+    """
 
     camera: str
     stamp_ns: int
@@ -55,6 +66,7 @@ class BagFrame:
     image: np.ndarray                 # H×W×3 uint8 RGB
     ground_truth: np.ndarray | None   # H×W uint8 train ids
     sequence_start: bool = False      # first frame of the camera, or after a gap / time jump
+    degradation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class BagSummary:
     cameras: tuple[str, ...]
     frames: int
     ground_truth: int
+    degraded: int | None   # frames recorded as degraded; None when no frame records degradation
     start_ns: int
     end_ns: int
 
@@ -77,6 +90,11 @@ def image_topic(camera: str) -> str:
 def ground_truth_topic(camera: str) -> str:
     """Return the ground-truth topic of a camera."""
     return f'/{camera}/semantic/ground_truth'
+
+
+def degradation_topic(camera: str) -> str:
+    """Return the degradation topic of a camera."""
+    return f'/{camera}/synthetic/degradation'
 
 
 def optical_frame(camera: str) -> str:
@@ -108,13 +126,13 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
     connections: dict[str, object] = {}
     cameras: list[str] = []
     count = truth = 0
+    degraded = None
     first = last = None
     try:
         with Writer(path, version=9, storage_plugin=plugin) as writer:
-            def connection(topic: str):
+            def connection(topic: str, msgtype: str = IMAGE_TYPE):
                 if topic not in connections:
-                    connections[topic] = writer.add_connection(topic, IMAGE_TYPE,
-                                                               typestore=store)
+                    connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
                 return connections[topic]
 
             for frame in frames:
@@ -133,6 +151,11 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
                     writer.write(connection(ground_truth_topic(frame.camera)), frame.stamp_ns,
                                  _serialize(frame, frame.ground_truth, 'mono8'))
                     truth += 1
+                if frame.degradation is not None:
+                    message = store.types[DEGRADATION_TYPE](data=frame.degradation)
+                    writer.write(connection(degradation_topic(frame.camera), DEGRADATION_TYPE),
+                                 frame.stamp_ns, store.serialize_cdr(message, DEGRADATION_TYPE))
+                    degraded = (degraded or 0) + (frame.degradation != '')
                 count += 1
                 first = frame.stamp_ns if first is None else first
                 last = frame.stamp_ns
@@ -140,7 +163,7 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
         raise BagError(f'{path}: cannot write the bag ({error})') from None
     if not count:
         raise BagError(f'{path}: no frames to write')
-    return BagSummary(path, tuple(cameras), count, truth, first, last)
+    return BagSummary(path, tuple(cameras), count, truth, degraded, first, last)
 
 
 def _serialize(frame: BagFrame, pixels: np.ndarray, encoding: str) -> bytes:
@@ -166,7 +189,8 @@ def tree_frames(tree: CityscapesTree, *, fps: float = FPS, gap_s: float = SEQUEN
     """Yield the frames of a Cityscapes-style tree as bag frames, in time order.
 
     Frames are stamped at ``fps`` within a sequence, sequences ``gap_s`` apart. Ground truth is
-    dense when ``dense`` is set and the tree has it, else that of the annotated frames.
+    dense when ``dense`` is set and the tree has it, else that of the annotated frames. The
+    degradation of a frame is recorded when the tree records degradations.
     """
     if fps <= 0 or gap_s <= 0:
         raise BagError(f'fps and gap must be > 0, got {fps} and {gap_s}')
@@ -180,7 +204,11 @@ def tree_frames(tree: CityscapesTree, *, fps: float = FPS, gap_s: float = SEQUEN
         stamp = sequence_start + round((frame.frame - first_frame) * period)
         last_stamp = max(last_stamp, stamp)
         truth = frame.dense_labels if dense and frame.dense_labels is not None else frame.labels
-        yield BagFrame(frame.camera, stamp, optical_frame(frame.camera), frame.image, truth)
+        degradation = None
+        if frame.degraded is not None:
+            degradation = frame.degradation['kind'] if frame.degraded else ''
+        yield BagFrame(frame.camera, stamp, optical_frame(frame.camera), frame.image, truth,
+                       degradation=degradation)
 
 
 # Reading ----------------------------------------------------------------------------------------
@@ -197,11 +225,11 @@ def read_bag(path: str | Path, cameras: Sequence[str] | None = None, *,
         raise BagError(f'no bag at {path}')
     reader = _open(path)
     try:
-        images, truths = _topics(reader, path, cameras)
+        images, truths, degradations = _topics(reader, path, cameras)
     except BaseException:
         reader.close()
         raise
-    return _frames(reader, path, images, truths, round(boundary_s * 1e9))
+    return _frames(reader, path, images, truths, degradations, round(boundary_s * 1e9))
 
 
 def bag_cameras(path: str | Path) -> tuple[str, ...]:
@@ -229,14 +257,21 @@ def _open(path: Path):
 
 
 def _topics(reader, path: Path, cameras: Sequence[str] | None):
-    """Image and ground-truth connections by connection id → camera."""
+    """Image, ground-truth and degradation connections by connection id → camera."""
     images: dict[int, str] = {}
     truths: dict[int, str] = {}
+    degradations: dict[int, str] = {}
+    table = ((_IMAGE_TOPIC, IMAGE_TYPE, images), (_TRUTH_TOPIC, IMAGE_TYPE, truths),
+             (_DEGRADATION_TOPIC, DEGRADATION_TYPE, degradations))
     for connection in reader.connections:
-        for pattern, found in ((_IMAGE_TOPIC, images), (_TRUTH_TOPIC, truths)):
+        for pattern, msgtype, found in table:
             match = pattern.match(connection.topic)
-            if match and connection.msgtype == IMAGE_TYPE:
+            if match and connection.msgtype == msgtype:
                 found[connection.id] = match['camera']
+            elif match and found is degradations:
+                # Other image types are skipped as foreign data; this topic name is ours alone.
+                raise BagError(f'{path}: {connection.topic} must be {DEGRADATION_TYPE}, got '
+                               f'{connection.msgtype}')
     if not images:
         listing = ', '.join(f'{c.topic} ({c.msgtype})' for c in reader.connections) or 'none'
         raise BagError(f'{path}: no camera images (expected {IMAGE_TYPE} on /<camera>/image_raw);'
@@ -249,20 +284,24 @@ def _topics(reader, path: Path, cameras: Sequence[str] | None):
                            f'cameras present: {", ".join(present)}')
         images = {k: c for k, c in images.items() if c in cameras}
         truths = {k: c for k, c in truths.items() if c in cameras}
+        degradations = {k: c for k, c in degradations.items() if c in cameras}
     truths = {k: c for k, c in truths.items() if c in images.values()}
-    return images, truths
+    degradations = {k: c for k, c in degradations.items() if c in images.values()}
+    return images, truths, degradations
 
 
 def _frames(reader, path: Path, images: dict[int, str], truths: dict[int, str],
-            boundary_ns: int) -> Iterator[BagFrame]:
-    connections = [c for c in reader.connections if c.id in images or c.id in truths]
-    # Frames of the current bag time, by (camera, header stamp): [log time, image, truth]. They
-    # are emitted once the bag time moves on, sorted by camera, so that the order is stable.
+            degradations: dict[int, str], boundary_ns: int) -> Iterator[BagFrame]:
+    connections = [c for c in reader.connections
+                   if c.id in images or c.id in truths or c.id in degradations]
+    # Frames of the current bag time, by (camera, header stamp): [log time, image, truth,
+    # degradation]. They are emitted once the bag time moves on, sorted by camera, so that the
+    # order is stable.
     pending: dict[tuple[str, int], list] = {}
     last_stamp: dict[str, int] = {}
 
     def emit(key) -> Iterator[BagFrame]:
-        _, image, truth = pending.pop(key)
+        _, image, truth, degradation = pending.pop(key)
         if image is None:
             return  # ground truth without an image: nothing to segment
         camera, stamp = key
@@ -279,7 +318,7 @@ def _frames(reader, path: Path, images: dict[int, str], truths: dict[int, str],
                 raise BagError(f'{path}: {camera} at {stamp} ns: ground truth size '
                                f'{ground_truth.shape[::-1]} differs from the image size '
                                f'{image[0].shape[1::-1]}')
-        yield BagFrame(camera, stamp, image[1], image[0], ground_truth, start)
+        yield BagFrame(camera, stamp, image[1], image[0], ground_truth, start, degradation)
 
     def ready(before: int | None) -> list:
         keys = [k for k, v in pending.items() if before is None or v[0] < before]
@@ -290,11 +329,17 @@ def _frames(reader, path: Path, images: dict[int, str], truths: dict[int, str],
         for connection, log_time, raw in _guarded(messages, path):
             for key in ready(log_time):
                 yield from emit(key)
-            is_image = connection.id in images
-            camera = images[connection.id] if is_image else truths[connection.id]
-            stamp, frame_id, pixels = _decode(raw, connection.topic, path, is_image)
-            entry = pending.setdefault((camera, stamp), [log_time, None, None])
-            entry[1 if is_image else 2] = (pixels, frame_id)
+            if connection.id in degradations:
+                # A String has no header: its bag time is the stamp of its frame.
+                camera, stamp, slot = degradations[connection.id], log_time, 3
+                value = _deserialize(raw, DEGRADATION_TYPE, connection.topic, path).data
+            else:
+                is_image = connection.id in images
+                camera = images[connection.id] if is_image else truths[connection.id]
+                stamp, frame_id, pixels = _decode(raw, connection.topic, path, is_image)
+                slot, value = 1 if is_image else 2, (pixels, frame_id)
+            entry = pending.setdefault((camera, stamp), [log_time, None, None, None])
+            entry[slot] = value
         for key in ready(None):
             yield from emit(key)
     finally:
@@ -315,12 +360,16 @@ def _guarded(messages, path: Path):
         yield item
 
 
-def _decode(raw: bytes, topic: str, path: Path, is_image: bool):
+def _deserialize(raw: bytes, msgtype: str, topic: str, path: Path):
     try:
-        message = _typestore().deserialize_cdr(raw, IMAGE_TYPE)
+        return _typestore().deserialize_cdr(raw, msgtype)
     except Exception as error:
-        raise BagError(f'{path}: {topic}: a message is not a valid {IMAGE_TYPE} '
+        raise BagError(f'{path}: {topic}: a message is not a valid {msgtype} '
                        f'({type(error).__name__}: {error})') from None
+
+
+def _decode(raw: bytes, topic: str, path: Path, is_image: bool):
+    message = _deserialize(raw, IMAGE_TYPE, topic, path)
     stamp = message.header.stamp.sec * 10 ** 9 + message.header.stamp.nanosec
     try:
         if is_image:

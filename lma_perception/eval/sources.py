@@ -3,7 +3,8 @@
 Trees (real Cityscapes or synthetic, one or several cameras) come through
 `lma_perception.data.cityscapes`: annotated labels, dense labels and degradation flags when the
 tree has them. Bags come through `lma_perception.data.rosbag`: a frame's ground truth is scored as
-an annotated frame; bags record no degradation flags, so they have no clean/degraded split.
+an annotated frame, and a frame is clean or degraded when the bag records its degradation (bags
+written from synthetic trees do), so such bags have the same clean/degraded split as the tree.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def bag_frames(path: Path) -> Iterator[EvalFrame]:
     sequence: dict[str, int] = {}
     position: dict[str, int] = {}
     for frame in read_bag(path):
+        # '' is a frame recorded as clean, None one whose degradation the bag does not record.
+        degraded = None if frame.degradation is None else frame.degradation != ''
         if frame.sequence_start or frame.camera not in sequence:
             sequence[frame.camera] = sequence.get(frame.camera, -1) + 1
             position[frame.camera] = 0
@@ -52,7 +55,7 @@ def bag_frames(path: Path) -> Iterator[EvalFrame]:
         number = sequence[frame.camera]
         yield EvalFrame(
             camera=frame.camera, sequence=f'{number:06d}', image=frame.image,
-            labels=frame.ground_truth, dense_labels=None, degraded=None, city=BAG_CITY,
+            labels=frame.ground_truth, dense_labels=None, degraded=degraded, city=BAG_CITY,
             name=f'{BAG_CITY}_{number:06d}_{position[frame.camera]:06d}',
         )
 

@@ -267,8 +267,7 @@ def run_live_eval(
         player = cleanup.enter_context(BagPlayer(bag, PlaybackOptions(
             rate=options.rate,
             clock=options.use_sim_time,
-            wait_for_subscribers_s=options.startup_timeout_s,
-        ), context=context))
+        ), context=context))  # `_connected` below waits for the topics that are scored
         cameras = cameras_in(player.topics)
         if not cameras:
             raise ReplayError(
