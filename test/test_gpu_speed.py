@@ -30,8 +30,8 @@ def test_the_script_in_benchmarks_behaves_the_same():
 
 
 @pytest.mark.parametrize(('option', 'message'), [
-    (['--streams', '4', '0'], 'expected a positive integer'),
-    (['--repeats', 'many'], 'expected a positive integer'),
+    (['--streams', '4', '0'], 'expected a positive whole number'),
+    (['--repeats', 'many'], 'expected a positive whole number'),
     (['--tiles', '3x8'], 'powers of two'),
     (['--tiles', '2x4'], 'at least 16 pixels'),
     (['--size', '1000x500'], 'multiples of 8'),

@@ -32,7 +32,8 @@ from types import ModuleType
 import numpy as np
 import torch
 
-from lma_perception.benchmarks.model_speed import _size
+from lma_perception.benchmarks.model_speed import network_size
+from lma_perception.commands.arguments import positive_int
 from lma_perception.memory import DEFAULT_MEMORY_LENGTH, MemoryBank, MemoryBatch
 from lma_perception.models import create_model
 from lma_perception.models.memory_read import local_memory_read_blocked
@@ -47,12 +48,6 @@ from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
 DEFAULT_SIZE = '1024x512'
 DEFAULT_STREAMS = (1, 4, 8)
 MIB = 2.0**20
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
-    return int(text)
 
 
 def _tile(text: str) -> tuple[int, int]:
@@ -72,17 +67,17 @@ def _tile(text: str) -> tuple[int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this benchmark's options."""
-    parser.add_argument('--size', type=_size, default=_size(DEFAULT_SIZE), metavar='WxH',
-                        help=f'network input size (default: {DEFAULT_SIZE})')
-    parser.add_argument('--memory-length', type=_positive, default=DEFAULT_MEMORY_LENGTH,
+    parser.add_argument('--size', type=network_size, default=network_size(DEFAULT_SIZE),
+                        metavar='WxH', help=f'network input size (default: {DEFAULT_SIZE})')
+    parser.add_argument('--memory-length', type=positive_int, default=DEFAULT_MEMORY_LENGTH,
                         help=f'T, frames in memory (default: {DEFAULT_MEMORY_LENGTH})')
-    parser.add_argument('--streams', type=_positive, nargs='+', default=list(DEFAULT_STREAMS),
+    parser.add_argument('--streams', type=positive_int, nargs='+', default=list(DEFAULT_STREAMS),
                         help='camera counts batched through the engine (default: 1 4 8)')
     parser.add_argument('--precisions', nargs='+', choices=list(PRECISIONS),
                         default=['fp32', 'fp16'], help='precisions to run (default: fp32 fp16)')
-    parser.add_argument('--repeats', type=_positive, default=100,
+    parser.add_argument('--repeats', type=positive_int, default=100,
                         help='timed frames or calls per measurement (default: 100)')
-    parser.add_argument('--warmup', type=_positive, default=10,
+    parser.add_argument('--warmup', type=positive_int, default=10,
                         help='untimed calls before each measurement (default: 10)')
     parser.add_argument('--tiles', type=_tile, nargs='+', default=None, metavar='RxC',
                         help="the Triton kernel's query tiles to time (default: its own)")

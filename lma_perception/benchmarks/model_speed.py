@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import torch
 
+from lma_perception.commands.arguments import width_by_height
 from lma_perception.memory import MemoryBank, MemoryBatch
 from lma_perception.models import create_model
 from lma_perception.runtime.device import prepare_model, resolve_device, synchronize
@@ -24,13 +25,10 @@ from lma_perception.runtime.device import prepare_model, resolve_device, synchro
 DEFAULT_SIZES = ('512x256', '1024x512')
 
 
-def _size(text: str) -> tuple[int, int]:
-    """'WIDTHxHEIGHT' → (height, width), both multiples of 8."""
-    try:
-        width, height = (int(side) for side in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, got {text!r}') from None
-    if width <= 0 or height <= 0 or width % 8 or height % 8:
+def network_size(text: str) -> tuple[int, int]:
+    """'WIDTHxHEIGHT' → (height, width), both positive multiples of 8: a network input size."""
+    width, height = width_by_height(text)
+    if width % 8 or height % 8:
         raise argparse.ArgumentTypeError(f'sides must be positive multiples of 8, got {text!r}')
     return height, width
 
@@ -38,8 +36,9 @@ def _size(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this benchmark's options."""
     parser.add_argument(
-        '--sizes', nargs='+', type=_size, default=[_size(s) for s in DEFAULT_SIZES],
-        metavar='WxH', help=f'input sizes (default: {" ".join(DEFAULT_SIZES)})',
+        '--sizes', nargs='+', type=network_size,
+        default=[network_size(s) for s in DEFAULT_SIZES], metavar='WxH',
+        help=f'input sizes (default: {" ".join(DEFAULT_SIZES)})',
     )
     parser.add_argument('--memory-length', type=int, default=4, help='T, frames in memory')
     parser.add_argument(

@@ -6,7 +6,7 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from lma_perception.commands.synth import size
+from lma_perception.commands.arguments import width_by_height
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     write.add_argument('--cameras', nargs='+', help='cameras to record (default: all)')
     write.add_argument('--camera-name',
                        help='camera name for a single-camera tree (default: its folder name)')
-    write.add_argument('--size', type=size, metavar='WxH',
+    write.add_argument('--size', type=width_by_height, metavar='WxH',
                        help='resize images and ground truth (default: as stored)')
     write.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
                        help='storage format (default: mcap)')

@@ -6,15 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'expected a positive whole number, got {text!r}')
-    return value
+from lma_perception.commands.arguments import positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,9 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='checkpoint file (default: the weights shipped with the package)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--precision', default='fp32', help='fp32, fp16 or bf16 (CUDA only)')
-    parser.add_argument('--input-size', nargs=2, type=_positive, metavar=('HEIGHT', 'WIDTH'),
+    parser.add_argument('--input-size', nargs=2, type=positive_int, metavar=('HEIGHT', 'WIDTH'),
                         help="network input size (default: the checkpoint's training size)")
-    parser.add_argument('--memory-length', type=_positive, metavar='T',
+    parser.add_argument('--memory-length', type=positive_int, metavar='T',
                         help="frames held in each camera memory (default: the engine's, 4)")
     parser.add_argument('--write-policy', choices=('always', 'adaptive'),
                         help='memory write policy (default: always)')
@@ -45,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='write label-id PNGs in Cityscapes naming for external scoring')
     parser.add_argument('--report', type=Path, metavar='DIR',
                         help='write metrics.json, report.md and plots here')
-    parser.add_argument('--max-sequences', type=_positive, metavar='N',
+    parser.add_argument('--max-sequences', type=positive_int, metavar='N',
                         help='evaluate only the first N sequences')
     parser.add_argument('--split', default='val', help='split of a folder tree (default val)')
     parser.set_defaults(run=run)

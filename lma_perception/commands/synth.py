@@ -7,14 +7,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-
-def size(text: str) -> tuple[int, int]:
-    """'WIDTHxHEIGHT' → (width, height)."""
-    try:
-        width, height = (int(side) for side in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, got {text!r}') from None
-    return width, height
+from lma_perception.commands.arguments import width_by_height
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--jobs', type=int, default=1, help='parallel processes (default: 1)')
     parser.add_argument('--config', type=Path, help='YAML file with settings')
     settings = parser.add_argument_group('settings (default: the config file, else as shown)')
-    settings.add_argument('--size', type=size, metavar='WxH', help='image size (512x256)')
+    settings.add_argument('--size', type=width_by_height, metavar='WxH',
+                          help='image size (512x256)')
     settings.add_argument('--frames', type=int, help='frames per sequence (30)')
     settings.add_argument('--annotated-frame', type=int,
                           help='index of the frame with gtFine labels (19)')
@@ -71,7 +65,7 @@ def resolve_config(args: argparse.Namespace):
             raise ValueError(f'{args.config} must hold a mapping of settings')
         values.update(loaded)
     if 'size' in values:
-        values['width'], values['height'] = size(str(values.pop('size')))
+        values['width'], values['height'] = width_by_height(str(values.pop('size')))
     if args.size is not None:
         values['width'], values['height'] = args.size
     for field in fields(SynthConfig):

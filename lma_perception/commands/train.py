@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lma_perception.commands.arguments import positive_int
+
 EPILOG = """examples:
   # stage 1: ERFNet on a Cityscapes-style tree (real or `lma-perception synth` output)
   lma-perception train --stage single --data data/synth --output runs/erfnet
@@ -30,16 +32,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--train-split', dest='train_split')
     parser.add_argument('--val-split', dest='val_split')
     parser.add_argument('--cameras', nargs='+', help='cameras of a multi-camera tree to use')
-    parser.add_argument('--input-size', dest='input_size', nargs=2, type=int,
+    parser.add_argument('--input-size', dest='input_size', nargs=2, type=positive_int,
                         metavar=('HEIGHT', 'WIDTH'), help='working resolution (default 512 1024)')
     parser.add_argument('--dense-labels', dest='dense_labels', action='store_true', default=None,
                         help='also train on every frame that has dense ground truth')
-    parser.add_argument('--epochs', type=int)
-    parser.add_argument('--steps-per-epoch', dest='steps_per_epoch', type=int)
-    parser.add_argument('--batch-size', dest='batch_size', type=int)
+    parser.add_argument('--epochs', type=positive_int)
+    parser.add_argument('--steps-per-epoch', dest='steps_per_epoch', type=positive_int)
+    parser.add_argument('--batch-size', dest='batch_size', type=positive_int)
     parser.add_argument('--lr', type=float, help='default 5e-4 (single) or 2e-4 (lma)')
     parser.add_argument('--weight-decay', dest='weight_decay', type=float)
-    parser.add_argument('--memory-length', dest='memory_length', type=int,
+    parser.add_argument('--memory-length', dest='memory_length', type=positive_int,
                         help='T memory frames per training clip (default 3)')
     parser.add_argument('--train-all', dest='train_all', action='store_true', default=None,
                         help="stage 'lma': fine-tune encoder and decoder as well")
@@ -48,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--degraded-weight', dest='degraded_weight', type=float,
                         help='sampling weight of samples ending on a degraded frame (default 1)')
     parser.add_argument('--class-weights', dest='class_weights', choices=('computed', 'none'))
-    parser.add_argument('--val-samples', dest='val_samples', type=int)
+    parser.add_argument('--val-samples', dest='val_samples', type=positive_int)
     parser.add_argument('--seed', type=int)
     parser.add_argument('--device', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--workers', type=int, help='data loader processes (default 0)')
