@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from lma_perception.commands.arguments import width_by_height
+from lma_perception.commands.arguments import positive_int, width_by_height
 from lma_perception.memory import MemoryBank, MemoryBatch
 from lma_perception.models import create_model
 from lma_perception.runtime.device import prepare_model, resolve_device, synchronize
@@ -40,16 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[network_size(s) for s in DEFAULT_SIZES], metavar='WxH',
         help=f'input sizes (default: {" ".join(DEFAULT_SIZES)})',
     )
-    parser.add_argument('--memory-length', type=int, default=4, help='T, frames in memory')
+    parser.add_argument('--memory-length', type=positive_int, default=4,
+                        help='T, frames in memory')
     parser.add_argument(
-        '--repeats', type=int, default=None,
+        '--repeats', type=positive_int, default=None,
         help='timed frames per model (default: 20 up to 512x512, 10 above)',
     )
     parser.add_argument(
         '--devices', nargs='+', default=None,
         help="devices to run on (default: cpu, and cuda when available)",
     )
-    parser.add_argument('--threads', type=int, default=None, help='CPU threads for PyTorch')
+    parser.add_argument('--threads', type=positive_int, default=None,
+                        help='CPU threads for PyTorch')
 
 
 def _timed(function: Callable[[], object], device: torch.device) -> float:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lma_perception.commands.arguments import positive_int
 from lma_perception.eval.metrics import summarize_latency
 
 GOAL_MS = 5.0
@@ -55,15 +56,15 @@ class TrivialSegmenter(nn.Module):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's options."""
-    parser.add_argument('--frames', type=int, default=40,
+    parser.add_argument('--frames', type=positive_int, default=40,
                         help=f'frames timed per latency case (after {WARMUP_FRAMES} warm-up)')
     parser.add_argument('--seconds', type=float, default=6.0,
                         help='duration of each throughput case')
-    parser.add_argument('--cameras', type=int, nargs='+', default=[1, 3, 8],
+    parser.add_argument('--cameras', type=positive_int, nargs='+', default=[1, 3, 8],
                         help='camera counts for the throughput cases')
-    parser.add_argument('--size', type=int, nargs=2, default=[1024, 2048],
+    parser.add_argument('--size', type=positive_int, nargs=2, default=[1024, 2048],
                         metavar=('HEIGHT', 'WIDTH'), help='camera image size')
-    parser.add_argument('--network-size', type=int, nargs=2, default=[512, 1024],
+    parser.add_argument('--network-size', type=positive_int, nargs=2, default=[512, 1024],
                         metavar=('HEIGHT', 'WIDTH'), help='network input size')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
 

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import cv2
 
-from lma_perception.commands.arguments import width_by_height
+from lma_perception.commands.arguments import positive_int, width_by_height
 from lma_perception.data.degrade import KINDS, Degradation, degrade
 from lma_perception.data.synthetic import SynthConfig, generate_sequence, write_sequence
 from lma_perception.data.textures import texture_bank
@@ -33,9 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this benchmark's options."""
     parser.add_argument('--size', type=width_by_height, default=(512, 256), metavar='WxH',
                         help='image size (default: 512x256)')
-    parser.add_argument('--sequences', type=int, default=4,
+    parser.add_argument('--sequences', type=positive_int, default=4,
                         help='sequences per run (default: 4)')
-    parser.add_argument('--frames', type=int, default=30, help='frames per sequence (30)')
+    parser.add_argument('--frames', type=positive_int, default=30, help='frames per sequence (30)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
 
 

@@ -16,6 +16,8 @@ import os
 import sys
 from pathlib import Path
 
+from lma_perception.commands.arguments import positive_int
+
 DEFAULT_WORKDIR = Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache')) / (
     'lma_perception/demo'
 )
@@ -31,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='cache for the data and the bag (default %(default)s)')
     parser.add_argument('--report', type=Path, default=Path('reports/demo'),
                         help='report folder (default %(default)s)')
-    parser.add_argument('--sequences', type=int, default=3,
+    parser.add_argument('--sequences', type=positive_int, default=3,
                         help='30-frame sequences per camera (default %(default)s)')
     parser.add_argument('--weights', help='checkpoint (default: the shipped weights)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
