@@ -204,7 +204,7 @@ def test_command_line(tree, tmp_path, capsys):
         'eval', str(tree), '--weights', str(weights), '--device', 'cpu', '--memory-length', '2',
         '--compare-single-frame', '--max-sequences', '1', '--report', str(tmp_path / 'report'),
         '--dump-predictions', str(tmp_path / 'dump'), '--write-policy', 'adaptive',
-        '--input-size', '16', '32',
+        '--write-threshold', '0.5', '--input-size', '16', '32',
     ])
     out = capsys.readouterr().out
     assert code == 0
@@ -213,6 +213,10 @@ def test_command_line(tree, tmp_path, capsys):
     assert metrics['dataset']['sequences'] == 1
     assert metrics['engine']['input_size'] == list(NETWORK_SIZE)
     assert metrics['engine']['write_policy'] == 'adaptive'
+    assert metrics['engine']['write_threshold'] == 0.5
+    writes = metrics['paths'][LMA]['memory_writes']
+    assert 'memory writes' in out
+    assert f'{writes} of {metrics["paths"][LMA]["frames"]}' in out
     assert metrics['engine']['memory_length'] == 2
     assert 0 < metrics['paths'][LMA]['memory_writes'] <= metrics['paths'][LMA]['frames']
     assert len(list((tmp_path / 'dump' / LMA).glob('*/synthcity/*_pred_labelIds.png'))) == 10
@@ -226,6 +230,7 @@ def test_command_line(tree, tmp_path, capsys):
     (['{empty}'], 1, 'not a Cityscapes tree'),
     (['{tree}', '--weights', '{weights}', '--device', 'tpu'], 1, 'unknown device'),
     (['{tree}', '--weights', '{weights}', '--input-size', '20', '30'], 1, 'multiples of 8'),
+    (['{tree}', '--weights', '{weights}', '--write-threshold', '3'], 1, 'cosine distance'),
 ])
 def test_command_line_errors(tree, tmp_path, capsys, arguments, code, message):
     corrupt = tmp_path / 'corrupt.safetensors'

@@ -31,6 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="frames held in each camera memory (default: the engine's, 4)")
     parser.add_argument('--write-policy', choices=('always', 'adaptive'),
                         help='memory write policy (default: always)')
+    parser.add_argument('--write-threshold', type=float, metavar='D',
+                        help='adaptive policy: write a frame whose key differs from the newest '
+                        'memory slot by more than this 1 - cosine distance (default: 0.02)')
     parser.add_argument('--compare-single-frame', action='store_true',
                         help='also segment every frame without memory and report both')
     parser.add_argument('--dump-predictions', type=Path, metavar='DIR',
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         frames, dataset = open_dataset(args.path, split=args.split,
                                        max_sequences=args.max_sequences)
-        chosen = {'memory_length': args.memory_length, 'write_policy': args.write_policy}
+        chosen = {'memory_length': args.memory_length, 'write_policy': args.write_policy,
+                  'write_threshold': args.write_threshold}
         config = EngineConfig(
             device=args.device, precision=args.precision,
             input_size=None if args.input_size is None else tuple(args.input_size),

@@ -309,4 +309,5 @@ def engine_description(engine: SegmentationEngine) -> dict:
         'input_size': list(engine.input_size),
         'memory_length': config.memory_length,
         'write_policy': config.write_policy,
+        'write_threshold': config.write_threshold,
     }

@@ -99,6 +99,11 @@ def summary_rows(metrics: Mapping) -> list[tuple[str, ...]]:
     temporal = [metrics['paths'][path]['temporal_consistency'] for path in paths]
     if any(temporal):
         add('label flips where GT is static (%)', [t and t['flip_rate'] for t in temporal])
+    if 'lma' in paths:
+        entry = metrics['paths']['lma']
+        add('memory writes', [f"{entry['memory_writes']} of {entry['frames']}" if path == 'lma'
+                              else None for path in paths], fmt=lambda text: text or '',
+            delta=False)
     for stage in STAGES:
         latency = [metrics['paths'][path]['latency_ms'][stage] for path in paths]
         add(
