@@ -6,7 +6,7 @@ import torch
 from model_tester import randomize_batchnorm
 
 from lma_perception.models import CheckpointError, create_model, save_checkpoint
-from lma_perception.models.checkpoint import DEFAULT_WEIGHTS
+from lma_perception.runtime import engine as engine_module
 from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
 
 CPU = EngineConfig(device='cpu', input_size=(64, 128))
@@ -158,13 +158,10 @@ def test_from_checkpoint_uses_its_input_size_unless_configured(tmp_path):
     assert resized.input_size == (64, 128)
 
 
-def test_default_weights_load_or_are_reported_missing():
-    if DEFAULT_WEIGHTS.is_file():
-        segmenter = SegmentationEngine.from_checkpoint(None, EngineConfig(device='cpu'))
-        assert segmenter.checkpoint.config.variant == 'lma_erfnet'
-    else:
-        with pytest.raises(CheckpointError, match='no default weights'):
-            SegmentationEngine.from_checkpoint(None, EngineConfig(device='cpu'))
+def test_missing_default_weights_are_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine_module, 'DEFAULT_WEIGHTS', tmp_path / 'none.safetensors')
+    with pytest.raises(CheckpointError, match=r'no default weights at .*none\.safetensors'):
+        SegmentationEngine.from_checkpoint(None, EngineConfig(device='cpu'))
 
 
 def test_memory_follows_the_engine_settings():
