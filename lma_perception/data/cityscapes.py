@@ -46,6 +46,16 @@ class CityscapesError(ValueError):
     """A Cityscapes tree is missing, incomplete or holds unreadable files."""
 
 
+def frame_stem(city: str, sequence: int, frame: int) -> str:
+    """``<city>_<sequence:06d>_<frame:06d>``, the Cityscapes file-name stem."""
+    return f'{city}_{sequence:06d}_{frame:06d}'
+
+
+def sequence_info_file(tree: Path, split: str, city: str, sequence: int) -> Path:
+    """Return the path of a sequence's sidecar (the synthetic generator's degradations, poses)."""
+    return tree / 'sequenceInfo' / split / city / f'{city}_{sequence:06d}_sequenceInfo.json'
+
+
 @dataclass(frozen=True)
 class FrameFiles:
     """Where one frame's image and labels are on disk."""
@@ -61,7 +71,7 @@ class FrameFiles:
     @property
     def name(self) -> str:
         """``<city>_<sequence:06d>_<frame:06d>``, the Cityscapes file-name stem."""
-        return f'{self.city}_{self.sequence:06d}_{self.frame:06d}'
+        return frame_stem(self.city, self.sequence, self.frame)
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,7 @@ class SequenceFiles:
     @property
     def name(self) -> str:
         """``<city>_<sequence:06d>_<first frame:06d>``, unique within a camera and split."""
-        return f'{self.city}_{self.sequence:06d}_{self.frames[0].frame:06d}'
+        return frame_stem(self.city, self.sequence, self.frames[0].frame)
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,7 @@ class Frame:
     @property
     def name(self) -> str:
         """``<city>_<sequence:06d>_<frame:06d>``, the Cityscapes file-name stem."""
-        return f'{self.city}_{self.sequence:06d}_{self.frame:06d}'
+        return frame_stem(self.city, self.sequence, self.frame)
 
 
 class CityscapesTree:
@@ -291,12 +301,11 @@ def _index(tree: Path, split: str, camera: str) -> list[SequenceFiles]:
     sequences = []
     for (city, number), members in groupby(frames, key=lambda f: (f[0], f[1])):
         members = list(members)
-        degradations = _degradations(tree / 'sequenceInfo' / split / city
-                                     / f'{city}_{number:06d}_sequenceInfo.json')
+        degradations = _degradations(sequence_info_file(tree, split, city, number))
         # Split the frames of one sequence number into runs of consecutive frame numbers.
         run: list[FrameFiles] = []
         for _, _, frame, path in members:
-            stem = f'{city}_{number:06d}_{frame:06d}'
+            stem = frame_stem(city, number, frame)
             files = FrameFiles(camera, city, number, frame, path, labels.get(stem),
                                dense.get(stem))
             if run and frame != run[-1].frame + 1:

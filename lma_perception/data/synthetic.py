@@ -39,6 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lma_perception.data.cityscapes import frame_stem, sequence_info_file
 from lma_perception.data.degrade import KINDS, Degradation, DegradationPlan, degrade
 from lma_perception.data.render import Intrinsics, Renderer
 from lma_perception.data.scene import RIG, build_world
@@ -164,11 +165,6 @@ def generate_sequence(config: SynthConfig, split: str, index: int) -> Iterator[S
 
 # Writing ----------------------------------------------------------------------------------------
 
-def frame_stem(city: str, sequence: int, frame: int) -> str:
-    """``<city>_<seq:06d>_<frame:06d>``, the Cityscapes file-name stem."""
-    return f'{city}_{sequence:06d}_{frame:06d}'
-
-
 def _write_png(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = image[..., ::-1] if image.ndim == 3 else image  # OpenCV writes BGR
@@ -210,8 +206,7 @@ def write_sequence(root: str | Path, config: SynthConfig, split: str, index: int
             'ego': {k: round(v, 6) for k, v in item.ego.items()},
         })
     for camera, sidecar in sidecars.items():
-        path = (root / camera / 'sequenceInfo' / split / city
-                / f'{city}_{index:06d}_sequenceInfo.json')
+        path = sequence_info_file(root / camera, split, city, index)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(sidecar, indent=1) + '\n')
     return sidecars
