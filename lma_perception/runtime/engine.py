@@ -27,7 +27,6 @@ import torch
 from torch import nn
 from torch.nn.functional import interpolate
 
-from lma_perception.labels import IGNORE_INDEX, NUM_CLASSES
 from lma_perception.memory import (
     DEFAULT_MEMORY_LENGTH,
     DEFAULT_WRITE_THRESHOLD,
@@ -44,6 +43,7 @@ from lma_perception.models.checkpoint import (
 )
 from lma_perception.models.erfnet import STRIDE
 from lma_perception.models.lma import LMASegmenter
+from lma_perception.models.prediction import logits_to_labels
 from lma_perception.runtime.device import (
     PRECISIONS,
     autocast,
@@ -247,13 +247,7 @@ class SegmentationEngine:
         confidence: bool,
     ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
         """uint8 label (and confidence) maps on the host, at the requested size."""
-        if confidence:
-            probability, labels = logits.float().softmax(1).max(1)
-            scores = probability.mul_(255.0).round_().to(torch.uint8)
-        else:
-            labels = logits.argmax(1)
-        # Channel 19 of the 20-channel Cityscapes model is "void": not a train id.
-        labels = labels.masked_fill_(labels >= NUM_CLASSES, IGNORE_INDEX).to(torch.uint8)
+        labels, scores = logits_to_labels(logits, confidence=confidence)
 
         def to_host(maps: torch.Tensor, index: int) -> np.ndarray:
             size = images[index].shape[:2]

@@ -29,6 +29,7 @@ from lma_perception.labels import IGNORE_INDEX
 from lma_perception.memory import MemoryBatch
 from lma_perception.models import create_model, load_checkpoint, load_pretrained, save_checkpoint
 from lma_perception.models.checkpoint import load_state_dict_into
+from lma_perception.models.prediction import logits_to_labels
 from lma_perception.runtime.device import resolve_device
 from lma_perception.train.config import TrainConfig
 from lma_perception.train.samples import (
@@ -215,7 +216,7 @@ class Trainer:
         for images, labels in loader:
             with self._autocast():
                 logits = self._logits(images.to(self.device))
-            predictions = logits[:, :-1].argmax(1).to(torch.uint8).cpu().numpy()
+            predictions = logits_to_labels(logits)[0].cpu().numpy()
             for prediction, truth in zip(predictions, labels.numpy(), strict=True):
                 matrix.update(prediction, truth.astype('uint8'))
         return matrix.miou()
