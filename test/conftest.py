@@ -2,21 +2,50 @@
 
 from __future__ import annotations
 
-import itertools
+import fcntl
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
 # Before any rclpy import: DDS discovery stays on this machine.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 
-# Domains 0..232 are valid for Fast DDS; spread runs by pid so parallel test runs do not meet.
-_domain_ids = itertools.count(100 + os.getpid() % 60 * 2)
+# Domains 1..232 are valid for Fast DDS. Test runs on one machine (several checkouts, CI next to
+# a developer) must never share one: each id is reserved with an exclusive lock on a file, held
+# until the test that asked for it ends.
+_LOCK_DIR = Path(tempfile.gettempdir()) / 'lma_perception_ros_domains'
+_FIRST_DOMAIN, _LAST_DOMAIN = 1, 232
+_held: list[int] = []  # lock file descriptors of the running test
+_next = _FIRST_DOMAIN + os.getpid() % (_LAST_DOMAIN - _FIRST_DOMAIN)
 
 
 def next_domain_id() -> int:
-    """A ROS domain id no other test of this run uses."""
-    return next(_domain_ids) % 233
+    """A ROS domain id that no other test, in this run or another one, uses now."""
+    global _next
+    _LOCK_DIR.mkdir(exist_ok=True)
+    span = _LAST_DOMAIN - _FIRST_DOMAIN + 1
+    for _ in range(span):
+        domain = _next
+        _next = _FIRST_DOMAIN + (_next - _FIRST_DOMAIN + 1) % span
+        descriptor = os.open(_LOCK_DIR / f'{domain}.lock', os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            continue
+        _held.append(descriptor)
+        return domain
+    raise RuntimeError(f'every ROS domain {_FIRST_DOMAIN}..{_LAST_DOMAIN} is in use')
+
+
+@pytest.fixture(autouse=True)
+def _release_domains():
+    """Give back the domains a test reserved once it has finished."""
+    yield
+    while _held:
+        os.close(_held.pop())
 
 
 @pytest.fixture
