@@ -31,7 +31,29 @@ from torch.nn.functional import cosine_similarity, pad
 
 WRITE_POLICIES = ('always', 'adaptive')
 DEFAULT_MEMORY_LENGTH = 4
+# The model was trained with T = 3 and is read at 4; far longer memories only cost device memory
+# (about 160 KB a frame at 512×1024) and a slower read.
+MAX_MEMORY_LENGTH = 64
 DEFAULT_WRITE_THRESHOLD = 0.02
+WRITE_THRESHOLD_RANGE = (0.0, 2.0)  # 1 − cosine similarity
+
+
+def check_memory_settings(length: int | None, policy: str, threshold: float) -> None:
+    """Raise a ValueError naming the first setting a memory cannot have (`length` None: any).
+
+    The one check of these settings: the memory, the engine and the node parameters use it.
+    """
+    if length is not None and not 1 <= length <= MAX_MEMORY_LENGTH:
+        raise ValueError(f'memory length must be in [1, {MAX_MEMORY_LENGTH}], got {length}')
+    if policy not in WRITE_POLICIES:
+        raise ValueError(
+            f'unknown write policy {policy!r}; choose one of {", ".join(WRITE_POLICIES)}'
+        )
+    low, high = WRITE_THRESHOLD_RANGE
+    if not low <= threshold <= high:
+        raise ValueError(
+            f'write threshold is a 1 - cosine distance in [{low}, {high}], got {threshold}'
+        )
 
 
 def _centred(key: torch.Tensor) -> torch.Tensor:
@@ -51,14 +73,7 @@ class MemoryBank:
         self, length: int = DEFAULT_MEMORY_LENGTH, *, policy: str = 'always',
         threshold: float = DEFAULT_WRITE_THRESHOLD,
     ) -> None:
-        if length < 1:
-            raise ValueError(f'memory length must be at least 1, got {length}')
-        if policy not in WRITE_POLICIES:
-            raise ValueError(f'unknown write policy {policy!r}; choose one of {WRITE_POLICIES}')
-        if not 0.0 <= threshold <= 2.0:
-            raise ValueError(
-                f'write threshold is a 1 - cosine distance in [0, 2], got {threshold}'
-            )
+        check_memory_settings(length, policy, threshold)
         self.length = length
         self.policy = policy
         self.threshold = threshold

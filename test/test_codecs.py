@@ -5,17 +5,17 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from lma_perception.ros.messages import (
-    array_to_image_msg,
-    image_msg_to_rgb,
-    mono8_msg_to_array,
-)
-from lma_perception.runtime.codecs import (
+from lma_perception.codecs import (
     SUPPORTED_ENCODINGS,
     ImageFormatError,
     UnsupportedEncoding,
     image_to_rgb,
     mono8_to_array,
+)
+from lma_perception.ros.messages import (
+    array_to_image_msg,
+    image_msg_to_rgb,
+    mono8_msg_to_array,
 )
 
 HEIGHT, WIDTH = 6, 10

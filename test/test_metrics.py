@@ -3,12 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from lma_perception.eval.metrics import (
-    ConfusionMatrix,
-    LatencyStats,
-    TemporalConsistency,
-    summarize_latency,
-)
+from lma_perception.eval.metrics import ConfusionMatrix, TemporalConsistency
 
 # Ground truth and prediction of a 2×4 frame, classes 0, 1 and 2 with one ignored pixel.
 GT = np.array([[0, 0, 1, 1], [2, 2, 255, 1]], dtype=np.uint8)
@@ -133,26 +128,3 @@ def test_temporal_consistency_resets_between_sequences_but_keeps_counts():
     other.update(np.array([[0, 1]], np.uint8), np.zeros((1, 2), np.uint8))
     merged = tracker.merge(other)
     assert (merged.stable_pixels, merged.flipped_pixels) == (15, 10)
-
-
-def test_latency_percentiles():
-    summary = summarize_latency(range(1, 101))
-    assert summary.count == 100
-    assert summary.p50 == pytest.approx(50.5)
-    assert summary.p95 == pytest.approx(95.05)
-    assert summary.max == 100.0
-    assert summary.mean == pytest.approx(50.5)
-    empty = summarize_latency([])
-    assert empty.count == 0 and math.isnan(empty.p95)
-
-
-def test_latency_sliding_window_keeps_latest_samples():
-    stats = LatencyStats(window=3)
-    for value in (100.0, 1.0, 2.0, 3.0):
-        stats.add(value)
-    assert stats.values == [1.0, 2.0, 3.0]
-    assert stats.summary().max == 3.0
-    stats.clear()
-    assert len(stats) == 0
-    with pytest.raises(ValueError, match='at least 1'):
-        LatencyStats(window=0)

@@ -24,15 +24,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
+from lma_perception.continuity import stamp_to_ns
 from lma_perception.labels import PALETTE
-from lma_perception.ros.camera_stream import (
-    CameraStream,
-    FrameKey,
-    LatestFrames,
-    RateMeter,
-    reset_reason,
-)
-from lma_perception.ros.diagnostics import HealthLimits, camera_status
 from lma_perception.ros.messages import array_to_image_msg, mono8_msg_to_array
 from lma_perception.ros.segment_node import SegmentNode, SetupError, main
 from lma_perception.ros.spinning import BackgroundSpinner
@@ -40,99 +33,6 @@ from lma_perception.ros.spinning import BackgroundSpinner
 TIMEOUT_S = 30.0
 QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 VALID_LABELS = set(range(19)) | {255}
-
-
-# --- pure parts: continuity, frame slots, rates, statuses ---------------------------------
-
-
-def _key(stamp_s, frame_id='cam', height=64, width=128):
-    return FrameKey(int(stamp_s * 1e9), frame_id, height, width)
-
-
-@pytest.mark.parametrize('current, reason', [
-    (_key(1.1), None),
-    (_key(1.0), None),
-    (_key(0.9), 'time_backwards'),
-    (_key(2.5), 'gap'),
-    (_key(1.1, height=32), 'size_changed'),
-    (_key(1.1, frame_id='other'), 'frame_id_changed'),
-])
-def test_reset_reason(current, reason):
-    assert reset_reason(_key(1.0), current, max_gap_ns=10**9) == reason
-
-
-def test_first_frame_needs_no_reset():
-    assert reset_reason(None, _key(5.0), max_gap_ns=10**9) is None
-
-
-def test_latest_frames_replaces_stale_frames_and_serves_round_robin():
-    frames = LatestFrames(3)
-    assert frames.put(0, 'a0') is False
-    assert frames.put(0, 'a1') is True  # replaced an unprocessed frame: a drop
-    frames.put(1, 'b0')
-    frames.put(2, 'c0')
-    assert frames.take(2) == [(0, 'a1'), (1, 'b0')]
-    assert not frames.idle
-    frames.task_done()
-    frames.put(0, 'a2')
-    assert frames.take(2) == [(2, 'c0'), (0, 'a2')]  # camera 2 first: it waited longest
-    frames.task_done()
-    assert frames.idle
-    assert frames.take(2, timeout_s=0.01) == []
-
-
-def test_latest_frames_close_wakes_a_waiting_worker():
-    frames = LatestFrames(1)
-    taken = []
-    worker = threading.Thread(target=lambda: taken.append(frames.take(1)))
-    worker.start()
-    frames.close()
-    worker.join(timeout=5)
-    assert not worker.is_alive() and taken == [[]]
-
-
-def test_rate_meter():
-    meter = RateMeter(window_s=5.0)
-    assert meter.rate(0.0) == 0.0
-    for tick in range(11):
-        meter.tick(100.0 + tick * 0.1)
-    assert meter.rate(101.0) == pytest.approx(10.0)
-    assert meter.rate(200.0) == 0.0  # all events left the window
-
-
-def _stream():
-    stream = CameraStream('front', 'front/image', None, latency_window=10, started_s=0.0)
-    stream.count_input(1.0, dropped_older=False)
-    stream.continue_with(_key(1.0), 10**9)
-    stream.record_encoding('rgb8')
-    stream.record_output(1.05, {'preprocess': 1.0, 'model': 2.0, 'postprocess': 3.0,
-                                'total': 50.0}, ('labels',))
-    return stream
-
-
-def test_status_ok_warn_error():
-    limits = HealthLimits(no_input_timeout_s=2.0, latency_budget_ms=100.0)
-    stream = _stream()
-    ok = camera_status(stream.snapshot(1.5), int(1.2e9), 'cpu', limits)
-    assert ok.level == DiagnosticStatus.OK and ok.message == 'ok'
-    assert ok.name == 'lma_perception: front' and ok.hardware_id == 'front'
-    values = {kv.key: kv.value for kv in ok.values}
-    assert values['current_delay_from_realtime_ms'] == '200.00'
-    assert values['total_ms_p50'] == '50.00'
-    assert values['resolution'] == '128x64'
-
-    slow = camera_status(stream.snapshot(1.5), 0, 'cpu', HealthLimits(2.0, 10.0))
-    assert slow.level == DiagnosticStatus.WARN
-    assert slow.message == 'latency p95 50.0 ms over budget 10.0 ms'
-
-    silent = camera_status(stream.snapshot(4.0), 0, 'cpu', limits)
-    assert silent.level == DiagnosticStatus.ERROR
-    assert silent.message.startswith('no input for 3.0 s on front/image')
-
-    stream.record_bad_input('unsupported encoding')
-    bad = camera_status(stream.snapshot(1.5), 0, 'cpu', limits)
-    assert bad.level == DiagnosticStatus.ERROR
-    assert bad.message == 'bad input: unsupported encoding'
 
 
 # --- the node on a real graph ---------------------------------------------------------------
@@ -149,7 +49,7 @@ def engine():
 
 
 def _stamp_ns(msg):
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+    return stamp_to_ns(msg.header.stamp)
 
 
 def _image(pixels, stamp_ns, frame_id='cam_optical', encoding='rgb8'):
@@ -540,29 +440,6 @@ def test_executable_stops_cleanly_on_signals(checkpoint, signum):
         reader.join(timeout=10)
     assert status == 0, ''.join(lines)
     assert not any('Traceback' in line for line in lines), ''.join(lines)
-
-
-@pytest.mark.parametrize('name, value, message', [
-    ('cameras', [''], "parameter 'cameras'"),
-    ('cameras', ['front', 'front'], 'unique'),
-    ('device', 'gpu', 'expected auto, cpu, cuda or cuda:N'),
-    ('precision', 'int8', 'expected one of fp32, fp16, bf16'),
-    ('input_size', [60, 128], 'multiples of 8'),
-    ('memory_length', -1, "parameter 'memory_length' = -1: must be ≥ 0"),
-    ('write_policy', 'sometimes', 'expected one of always, adaptive'),
-    ('write_threshold', 2.5, 'must be in [0, 2]'),
-    ('output_resolution', 'full', 'expected one of input, network'),
-    ('overlay_alpha', 1.5, 'must be in [0, 1]'),
-    ('max_batch_size', 0, 'must be ≥ 1'),
-    ('reset_gap_s', 0.0, 'must be > 0'),
-    ('reset_gap_s', 'soon', "parameter 'reset_gap_s' = 'soon': expected a number"),
-    ('publish_overlay', 'yes', "expecting type 'BOOL'"),
-    ('front.image_topic', 'bad topic', "parameter 'front.image_topic'"),
-])
-def test_invalid_parameters_are_refused_by_name(engine, ros_context, name, value, message):
-    overrides = [Parameter('cameras', value=['front']), Parameter(name, value=value)]
-    with pytest.raises(SetupError, match=message.replace('[', r'\[').replace(']', r'\]')):
-        SegmentNode(engine=engine, context=ros_context, parameter_overrides=overrides)
 
 
 def test_main_exits_with_status_1_on_a_bad_parameter(monkeypatch):

@@ -210,7 +210,7 @@ def measure_engine(
     resident = torch.cuda.memory_allocated(device)  # the model's weights
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (*args.size, 3), dtype=np.uint8) for _ in range(streams)]
-    memories = [engine.new_memory() if engine.uses_memory else None for _ in range(streams)]
+    memories = [engine.new_memory() for _ in range(streams)]
     torch.cuda.reset_peak_memory_stats(device)
     # The warm-up also fills the memories, so every timed call reads T frames per camera.
     timing = _wall_times(

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from lma_perception.commands.arguments import positive_int
-from lma_perception.eval.metrics import summarize_latency
+from lma_perception.runtime.latency import summarize_latency
 
 GOAL_MS = 5.0
 WARMUP_FRAMES = 5

@@ -84,8 +84,8 @@ def _counted(frames, bar):
 
 
 def _info(args: argparse.Namespace) -> int:
+    from lma_perception.continuity import SEQUENCE_BOUNDARY_S
     from lma_perception.data.rosbag import (
-        BOUNDARY_S,
         degradation_topic,
         ground_truth_topic,
         image_topic,
@@ -108,7 +108,8 @@ def _info(args: argparse.Namespace) -> int:
         first = frame.stamp_ns if first is None else min(first, frame.stamp_ns)
         last = frame.stamp_ns if last is None else max(last, frame.stamp_ns)
     print(f'bag        {args.bag}')
-    print(f'duration   {(last - first) / 1e9:.2f} s (sequences split at gaps > {BOUNDARY_S} s)')
+    print(f'duration   {(last - first) / 1e9:.2f} s '
+          f'(sequences split at gaps > {SEQUENCE_BOUNDARY_S} s)')
     for camera, entry in counts.items():
         degraded = (f'{entry["degraded"]} of {entry["recorded"]} degraded on '
                     f'{degradation_topic(camera)}, ' if entry['recorded'] else '')

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the ROS side is imported only when the command runs
-    from lma_perception.ros.bag_player import PlaybackOptions
+from lma_perception.ros.playback_args import add_arguments, playback_options
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,33 +17,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_arguments(parser)
     parser.set_defaults(run=run)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the playback arguments (shared with the `bag_player` executable)."""
-    parser.add_argument('bag', type=Path, help='rosbag2 directory')
-    parser.add_argument('--rate', type=float, default=1.0,
-                        help='speed factor: 2 plays twice as fast as recorded (default 1)')
-    parser.add_argument('--loop', action='store_true', help='start again at the end')
-    parser.add_argument('--clock', action='store_true',
-                        help='publish /clock with the bag time (for use_sim_time)')
-    parser.add_argument('--topics', nargs='+', default=(), metavar='TOPIC',
-                        help='play only these topics (default: all)')
-    parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='SECONDS',
-                        help='wait up to this long for a subscriber on every topic first')
-
-
-def playback_options(args: argparse.Namespace) -> PlaybackOptions:
-    """Return the playback options the parsed arguments describe."""
-    from lma_perception.ros.bag_player import PlaybackOptions
-
-    return PlaybackOptions(
-        rate=args.rate,
-        loop=args.loop,
-        clock=args.clock,
-        topics=tuple(args.topics),
-        wait_for_subscribers_s=args.wait_for_subscribers,
-    )
 
 
 def run(args: argparse.Namespace) -> int:

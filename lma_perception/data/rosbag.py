@@ -13,11 +13,13 @@ Layout of the bags written here (one rosbag2 folder with ``metadata.yaml``, mcap
   ``<camera>_optical_frame``), and the bag time of all three equals the header stamp (a String
   has no header: the degradation belongs to the image of its camera at its bag time);
 - frames of a sequence are ``1 / fps`` apart (17 Hz, as Cityscapes); consecutive sequences are
-  separated by a gap of ``SEQUENCE_GAP_S`` (1 s). Readers detect sequence starts as a jump of more
-  than ``BOUNDARY_S`` (0.5 s) between frames of a camera, or time running backwards.
+  separated by ``SEQUENCE_GAP_S`` (1 s), twice the continuity boundary
+  (:data:`lma_perception.continuity.SEQUENCE_BOUNDARY_S`). The reader starts a sequence exactly
+  where that rule resets a camera's memory: stamps running backwards, a forward jump past the
+  boundary, or a new image size or ``frame_id``.
 
 :func:`read_bag` reads such bags, or any bag following the topic naming with images in an encoding
-that :mod:`lma_perception.runtime.codecs` decodes, and yields frames in time order paired with
+that :mod:`lma_perception.codecs` decodes, and yields frames in time order paired with
 their ground truth and degradation. Every problem with a bag (missing, corrupt or truncated files,
 missing topics, wrong encodings, sizes or message types) raises :class:`BagError` naming the bag
 and the problem.
@@ -33,13 +35,20 @@ from pathlib import Path
 
 import numpy as np
 
+from lma_perception.codecs import ImageFormatError, image_to_rgb, mono8_to_array
+from lma_perception.continuity import (
+    SEQUENCE_BOUNDARY_S,
+    FrameKey,
+    reset_reason,
+    seconds_to_ns,
+    stamp_to_ns,
+)
 from lma_perception.data.cityscapes import CityscapesTree
-from lma_perception.runtime.codecs import ImageFormatError, image_to_rgb, mono8_to_array
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 DEGRADATION_TYPE = 'std_msgs/msg/String'
-SEQUENCE_GAP_S = 1.0
-BOUNDARY_S = 0.5
+# Well past the boundary, so that no reader can take two written sequences for one.
+SEQUENCE_GAP_S = 2 * SEQUENCE_BOUNDARY_S
 FPS = 17.0
 START_NS = 1_600_000_000 * 10 ** 9  # first stamp of a written bag: 2020-09-13 12:26:40 UTC
 STORAGES = ('mcap', 'sqlite3')
@@ -192,14 +201,18 @@ def tree_frames(tree: CityscapesTree, *, fps: float = FPS, gap_s: float = SEQUEN
     dense when ``dense`` is set and the tree has it, else that of the annotated frames. The
     degradation of a frame is recorded when the tree records degradations.
     """
-    if fps <= 0 or gap_s <= 0:
-        raise BagError(f'fps and gap must be > 0, got {fps} and {gap_s}')
+    if fps <= 0 or gap_s <= SEQUENCE_BOUNDARY_S:
+        raise BagError(f'fps must be > 0 and the gap between sequences > {SEQUENCE_BOUNDARY_S} s '
+                       f'(the continuity boundary), got {fps} and {gap_s}')
+    if 1 / fps > SEQUENCE_BOUNDARY_S:
+        raise BagError(f'at {fps} fps consecutive frames are further apart than the continuity '
+                       f'boundary ({SEQUENCE_BOUNDARY_S} s)')
     period = 10 ** 9 / fps
     sequence = None
     first_frame = sequence_start = last_stamp = 0
     for frame in tree.stream():
         if frame.sequence_name != sequence:
-            sequence_start = start_ns if sequence is None else last_stamp + round(gap_s * 1e9)
+            sequence_start = start_ns if sequence is None else last_stamp + seconds_to_ns(gap_s)
             sequence, first_frame = frame.sequence_name, frame.frame
         stamp = sequence_start + round((frame.frame - first_frame) * period)
         last_stamp = max(last_stamp, stamp)
@@ -214,8 +227,11 @@ def tree_frames(tree: CityscapesTree, *, fps: float = FPS, gap_s: float = SEQUEN
 # Reading ----------------------------------------------------------------------------------------
 
 def read_bag(path: str | Path, cameras: Sequence[str] | None = None, *,
-             boundary_s: float = BOUNDARY_S) -> Iterator[BagFrame]:
+             max_gap_s: float = SEQUENCE_BOUNDARY_S) -> Iterator[BagFrame]:
     """Read the frames of a bag in time order (cameras by name at equal stamps).
+
+    A frame starts a sequence where `lma_perception.continuity.reset_reason` with `max_gap_s`
+    would clear its camera's memory.
 
     The bag is opened and its topics checked at once (a :class:`BagError` right away);
     frames are then decoded as they are iterated.
@@ -229,19 +245,7 @@ def read_bag(path: str | Path, cameras: Sequence[str] | None = None, *,
     except BaseException:
         reader.close()
         raise
-    return _frames(reader, path, images, truths, degradations, round(boundary_s * 1e9))
-
-
-def bag_cameras(path: str | Path) -> tuple[str, ...]:
-    """Return the cameras (``/<camera>/image_raw`` image topics) a bag holds."""
-    path = Path(path)
-    if not path.exists():
-        raise BagError(f'no bag at {path}')
-    reader = _open(path)
-    try:
-        return tuple(_topics(reader, path, None)[0].values())
-    finally:
-        reader.close()
+    return _frames(reader, path, images, truths, degradations, seconds_to_ns(max_gap_s))
 
 
 def _open(path: Path):
@@ -291,23 +295,24 @@ def _topics(reader, path: Path, cameras: Sequence[str] | None):
 
 
 def _frames(reader, path: Path, images: dict[int, str], truths: dict[int, str],
-            degradations: dict[int, str], boundary_ns: int) -> Iterator[BagFrame]:
+            degradations: dict[int, str], max_gap_ns: int) -> Iterator[BagFrame]:
     connections = [c for c in reader.connections
                    if c.id in images or c.id in truths or c.id in degradations]
     # Frames of the current bag time, by (camera, header stamp): [log time, image, truth,
     # degradation]. They are emitted once the bag time moves on, sorted by camera, so that the
     # order is stable.
     pending: dict[tuple[str, int], list] = {}
-    last_stamp: dict[str, int] = {}
+    last_key: dict[str, FrameKey] = {}
 
     def emit(key) -> Iterator[BagFrame]:
         _, image, truth, degradation = pending.pop(key)
         if image is None:
             return  # ground truth without an image: nothing to segment
         camera, stamp = key
-        previous = last_stamp.get(camera)
-        start = previous is None or stamp < previous or stamp - previous > boundary_ns
-        last_stamp[camera] = stamp
+        frame_key = FrameKey(stamp, image[1], *image[0].shape[:2])
+        previous = last_key.get(camera)
+        start = previous is None or reset_reason(previous, frame_key, max_gap_ns) is not None
+        last_key[camera] = frame_key
         ground_truth = None
         if truth is not None:
             if truth[1] != image[1]:
@@ -370,7 +375,7 @@ def _deserialize(raw: bytes, msgtype: str, topic: str, path: Path):
 
 def _decode(raw: bytes, topic: str, path: Path, is_image: bool):
     message = _deserialize(raw, IMAGE_TYPE, topic, path)
-    stamp = message.header.stamp.sec * 10 ** 9 + message.header.stamp.nanosec
+    stamp = stamp_to_ns(message.header.stamp)
     try:
         if is_image:
             pixels = image_to_rgb(message.encoding, message.height, message.width, message.step,

@@ -1,13 +1,16 @@
 """Offline evaluation: stream recorded video through the engine and score every inference path.
 
-Frames are fed in time order exactly as the ROS node sees them: one memory per camera, carried
-from frame to frame and reset when a new sequence starts, through the same
-`SegmentationEngine.segment`. The *LMA* path reads and writes that memory; the *single-frame*
-path (``--compare-single-frame``) segments the same frames with no memory at all.
+Frames are fed in time order exactly as the ROS node sees them: every camera of every path is a
+`lma_perception.runtime.stream.CameraStream`, which decides from each frame's stamp, frame_id
+and size when its memory carries over (frames without stamps, from trees, reset where a new
+sequence starts), and times the same stages. The *LMA* path reads and writes each camera's
+memory; the *single-frame* path (``--compare-single-frame``) segments the same frames with no
+memory at all.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,15 +19,16 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from lma_perception.eval.metrics import ConfusionMatrix, LatencyStats, TemporalConsistency
+from lma_perception.continuity import FrameKey
+from lma_perception.eval.metrics import ConfusionMatrix, TemporalConsistency
 from lma_perception.eval.report import ReportSample
 from lma_perception.labels import CLASS_NAMES, TRAIN_ID_TO_ID
+from lma_perception.runtime.latency import LatencyStats
+from lma_perception.runtime.stream import STAGES, CameraStream, StreamFrame, segment_frames
 
 if TYPE_CHECKING:
-    from lma_perception.memory import MemoryBank
     from lma_perception.runtime.engine import SegmentationEngine
 
-STAGES = ('preprocess', 'model', 'postprocess')
 LMA, SINGLE_FRAME = 'lma', 'single_frame'
 
 
@@ -35,7 +39,9 @@ class EvalFrame:
     `labels` is the ground truth of annotated frames (what the Cityscapes protocol scores);
     `dense_labels` the per-frame ground truth that synthetic data has for every frame.
     `degraded` is None when the data does not say. `name` is the Cityscapes-style
-    ``<city>_<sequence>_<frame>`` stem that dumped predictions are named after.
+    ``<city>_<sequence>_<frame>`` stem that dumped predictions are named after. `key` is the
+    frame's stamp, frame_id and size where the data has stamps (bags); without it, a new
+    `sequence` is what resets the camera's memory.
     """
 
     camera: str
@@ -46,6 +52,7 @@ class EvalFrame:
     degraded: bool | None
     city: str
     name: str
+    key: FrameKey | None = None
 
     @property
     def ground_truth(self) -> np.ndarray | None:
@@ -75,9 +82,10 @@ class PathMetrics:
         self.dense = ConfusionMatrix()
         self.clean = ConfusionMatrix()
         self.degraded = ConfusionMatrix()
-        self.latency = {stage: LatencyStats() for stage in (*STAGES, 'total')}
+        self.latency = {stage: LatencyStats() for stage in STAGES}
         self.frames = 0
         self.memory_writes = 0
+        self.resets: dict[str, dict[str, int]] = {}  # camera → reason → count
         self._temporal: dict[str, TemporalConsistency] = {}
 
     def start_sequence(self, camera: str) -> None:
@@ -91,7 +99,6 @@ class PathMetrics:
         self.memory_writes += int(memory_written)
         for stage in STAGES:
             self.latency[stage].add(timings_ms[stage])
-        self.latency['total'].add(sum(timings_ms[stage] for stage in STAGES))
         if frame.labels is not None:
             self.annotated.update(labels, frame.labels)
         if frame.dense_labels is not None:
@@ -121,6 +128,7 @@ class PathMetrics:
         return {
             'frames': self.frames,
             'memory_writes': self.memory_writes,
+            'memory_resets': self.resets,
             'annotated': _scores(self.annotated),
             'dense': _scores(self.dense),
             'clean': _scores(self.clean),
@@ -257,7 +265,7 @@ def evaluate(
     paths = {LMA: PathMetrics()}
     if compare_single_frame:
         paths[SINGLE_FRAME] = PathMetrics()
-    memories: dict[str, MemoryBank] = {}
+    streams: dict[str, dict[str, CameraStream]] = {name: {} for name in paths}
     current_sequence: dict[str, str] = {}
     picker = _SamplePicker(sample_count)
     warmed_up = False
@@ -266,17 +274,26 @@ def evaluate(
             _warm_up(engine, frame.image)
             warmed_up = True
         dataset.add(frame)
-        if current_sequence.get(frame.camera) != frame.sequence:
-            current_sequence[frame.camera] = frame.sequence
-            memories[frame.camera] = engine.new_memory()
-            for metrics in paths.values():
-                metrics.start_sequence(frame.camera)
-        memory = memories[frame.camera]
-        memory_full = memory.fill >= memory.length
+        new_sequence = current_sequence.get(frame.camera) != frame.sequence
+        current_sequence[frame.camera] = frame.sequence
+        memory_full = False
         predictions = {}
         for name, metrics in paths.items():
-            (result,) = engine.segment([frame.image], [memory if name == LMA else None])
-            metrics.update(frame, result.labels, result.timings_ms, result.memory_written)
+            stream = streams[name].get(frame.camera)
+            if stream is None:
+                memory = engine.new_memory() if name == LMA else None
+                stream = streams[name][frame.camera] = CameraStream(frame.camera, memory)
+            if new_sequence:
+                metrics.start_sequence(frame.camera)
+            arrived_s = time.monotonic()
+            epoch, _ = stream.receive(frame.key, arrived_s, new_sequence=new_sequence)
+            streamed = StreamFrame(frame.image, epoch, arrived_s)
+            if name == LMA:
+                memory = stream.memory_for(streamed)
+                memory_full = memory is not None and memory.fill >= memory.length
+            (result,) = segment_frames(engine, [(stream, streamed)])
+            timings = stream.record_output(streamed, result, time.monotonic())
+            metrics.update(frame, result.labels, timings, result.memory_written)
             predictions[name] = result.labels
             if dump_predictions is not None and frame.ground_truth is not None:
                 write_prediction(Path(dump_predictions) / name / frame.camera, frame.city,
@@ -284,6 +301,12 @@ def evaluate(
         picker.offer(frame, memory_full, predictions)
         if progress is not None:
             progress(frame)
+    for name, metrics in paths.items():
+        now_s = time.monotonic()
+        metrics.resets = {
+            camera: {r: n for r, n in stream.snapshot(now_s).resets.items() if n}
+            for camera, stream in streams[name].items()
+        }
     return EvaluationResult(
         dataset=dataset,
         engine=engine_description(engine),

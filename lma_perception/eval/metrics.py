@@ -1,14 +1,11 @@
-"""Segmentation metrics: the Cityscapes confusion-matrix protocol, temporal consistency, latency.
+"""Segmentation metrics: the Cityscapes confusion-matrix protocol and temporal consistency.
 
-Everything here works on plain numpy arrays of train ids (0..18, 255 = ignored), so the offline
-evaluator and the ROS node's diagnostics share one implementation.
+Everything here works on plain numpy arrays of train ids (0..18, 255 = ignored), so offline,
+live and training validation scores share one implementation. Latency statistics live in
+`lma_perception.runtime.latency`.
 """
 
 from __future__ import annotations
-
-from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -153,60 +150,3 @@ class TemporalConsistency:
     def consistency(self) -> float:
         """One minus the flip rate: 1.0 means no flicker at all."""
         return 1.0 - self.flip_rate()
-
-
-@dataclass(frozen=True)
-class LatencySummary:
-    """Percentiles of a set of latencies in milliseconds (NaN when there are none)."""
-
-    count: int
-    p50: float
-    p95: float
-    max: float
-    mean: float
-
-    def as_dict(self) -> dict[str, float]:
-        """Plain dict for JSON and diagnostics key/value pairs."""
-        return {'count': self.count, 'p50': self.p50, 'p95': self.p95, 'max': self.max,
-                'mean': self.mean}
-
-
-def summarize_latency(values_ms: Iterable[float]) -> LatencySummary:
-    """Return count, p50, p95, max and mean of latencies given in milliseconds."""
-    values = np.fromiter(values_ms, dtype=np.float64)
-    if values.size == 0:
-        nan = float('nan')
-        return LatencySummary(0, nan, nan, nan, nan)
-    p50, p95 = np.percentile(values, [50, 95])
-    return LatencySummary(
-        int(values.size), float(p50), float(p95), float(values.max()), float(values.mean())
-    )
-
-
-class LatencyStats:
-    """Latencies of one stage, either all of them or a sliding window of the latest `window`."""
-
-    def __init__(self, window: int | None = None) -> None:
-        if window is not None and window < 1:
-            raise ValueError(f'latency window must be at least 1 sample, got {window}')
-        self._values: deque[float] = deque(maxlen=window)
-
-    def add(self, milliseconds: float) -> None:
-        """Record one latency in milliseconds."""
-        self._values.append(float(milliseconds))
-
-    def clear(self) -> None:
-        """Drop every recorded latency."""
-        self._values.clear()
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    @property
-    def values(self) -> list[float]:
-        """The recorded latencies, oldest first."""
-        return list(self._values)
-
-    def summary(self) -> LatencySummary:
-        """Percentiles over the recorded latencies."""
-        return summarize_latency(self._values)

@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from lma_perception.continuity import FrameKey
 from lma_perception.data.cityscapes import CityscapesError, CityscapesTree, frame_stem
 from lma_perception.data.rosbag import BagError, read_bag
 from lma_perception.eval.evaluator import DatasetCounts, EvalFrame
@@ -57,6 +58,7 @@ def bag_frames(path: Path) -> Iterator[EvalFrame]:
             camera=frame.camera, sequence=f'{number:06d}', image=frame.image,
             labels=frame.ground_truth, dense_labels=None, degraded=degraded, city=BAG_CITY,
             name=frame_stem(BAG_CITY, number, position[frame.camera]),
+            key=FrameKey(frame.stamp_ns, frame.frame_id, *frame.image.shape[:2]),
         )
 
 

@@ -35,7 +35,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from lma_perception.models.erfnet import STRIDE, ERFNetConfig
+from lma_perception.models.erfnet import ERFNetConfig, input_size_problem
 from lma_perception.models.factory import ModelConfig, build_model
 from lma_perception.models.lma import LMAConfig
 
@@ -302,9 +302,10 @@ def save_checkpoint(
     config = config or getattr(model, 'model_config', None)
     if config is None:
         raise ValueError('the model carries no model_config: pass config=')
+    problem = input_size_problem(input_size)
+    if problem is not None:
+        raise ValueError(f'input_size: {problem}')
     height, width = input_size
-    if height <= 0 or width <= 0 or height % STRIDE or width % STRIDE:
-        raise ValueError(f'input_size must be positive multiples of {STRIDE}, got {input_size}')
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {
         METADATA_KEY: json.dumps({

@@ -16,6 +16,7 @@ only when the encoder is trained alone; it is left out by default and built with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -26,13 +27,26 @@ BN_EPS = 1e-3
 STRIDE = 8
 
 
+def input_size_problem(size: Sequence[int], stride: int = STRIDE) -> str | None:
+    """Say why `size` is no network input (height, width); None when both sides fit the stride.
+
+    The one statement of the rule: every size setting (engine, node, training, checkpoints,
+    command lines) is checked here.
+    """
+    if len(size) != 2 or any(
+        isinstance(side, bool) or int(side) != side or side <= 0 or side % stride
+        for side in size
+    ):
+        return (f'a network input size is (height, width), both positive multiples of {stride}; '
+                f'got {tuple(size)}')
+    return None
+
+
 def check_input_size(height: int, width: int, stride: int = STRIDE) -> None:
     """Raise a ValueError unless both sides are positive multiples of the network stride."""
-    if height <= 0 or width <= 0 or height % stride or width % stride:
-        raise ValueError(
-            f'input height and width must be positive multiples of {stride}, got '
-            f'{height}×{width}: resize or pad the image first'
-        )
+    problem = input_size_problem((height, width), stride)
+    if problem is not None:
+        raise ValueError(f'{problem}: resize or pad the image first')
 
 
 class DownsamplerBlock(nn.Module):

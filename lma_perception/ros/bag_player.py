@@ -28,6 +28,8 @@ from rclpy.utilities import remove_ros_args
 from rosbags.rosbag2 import Reader, ReaderError
 from rosgraph_msgs.msg import Clock
 
+from lma_perception.ros.playback_args import add_arguments, playback_options
+
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -231,8 +233,6 @@ def play_bag(bag: str | Path, options: PlaybackOptions, args: list[str] | None =
 
 def main(args: list[str] | None = None) -> int:
     """`bag_player BAG [options] [--ros-args ...]`, the executable for launch files."""
-    from lma_perception.commands.replay import add_arguments, playback_options
-
     argv = sys.argv if args is None else args
     parser = argparse.ArgumentParser(prog='bag_player', description=__doc__.splitlines()[0])
     add_arguments(parser)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-from lma_perception.ros.camera_stream import RESET_REASONS, STAGES, StreamSnapshot
+from lma_perception.continuity import RESET_REASONS
+from lma_perception.runtime.stream import STAGES, StreamSnapshot
 
 STATUS_PREFIX = 'lma_perception'
 
@@ -49,10 +50,10 @@ def _health(snapshot: StreamSnapshot, limits: HealthLimits) -> tuple[bytes, str]
         errors.append(snapshot.error)
     if snapshot.seconds_since_input > limits.no_input_timeout_s:
         errors.append(
-            f'no input for {snapshot.seconds_since_input:.1f} s on {snapshot.image_topic}'
+            f'no input for {snapshot.seconds_since_input:.1f} s on {snapshot.source}'
         )
-    if snapshot.qos_warning is not None:
-        warnings.append(snapshot.qos_warning)
+    if snapshot.warning is not None:
+        warnings.append(snapshot.warning)
     total_p95 = snapshot.latency['total'].p95
     if total_p95 > limits.latency_budget_ms:  # False for NaN: no frame yet
         warnings.append(
@@ -71,7 +72,7 @@ def _values(snapshot: StreamSnapshot, now_ns: int, device: str) -> list[tuple[st
         age_ms = (now_ns - snapshot.last_stamp_ns) / 1e6
     size = snapshot.last_size
     values = [
-        ('input_topic', snapshot.image_topic),
+        ('input_topic', snapshot.source),
         ('encoding', snapshot.last_encoding),
         ('resolution', f'{size[0]}x{size[1]}' if size else ''),
         ('frame_rate_node', _number(snapshot.input_hz)),

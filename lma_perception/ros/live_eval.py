@@ -2,51 +2,34 @@
 
 The segmentation node, a `LabelListener` and a `BagPlayer` share one process and one ROS
 context; the node and the listener spin in background threads while the player publishes
-from the calling thread, so every message crosses real DDS topics. The listener pairs each
-camera's `labels` with the bag's `semantic/ground_truth` of the same stamp (exact match, as
-`message_filters.TimeSynchronizer` would) and measures end-to-end latency as the arrival of the
-labels minus the arrival of the image with that stamp, both seen by the listener.
+from the calling thread, so every message crosses real DDS topics. The outcome is a
+`lma_perception.eval.live_report.LiveEvalReport`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import rclpy
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
 
-from lma_perception.eval.metrics import (
-    ConfusionMatrix,
-    LatencyStats,
-    LatencySummary,
-    summarize_latency,
-)
+from lma_perception.eval.live_report import CameraReport, LiveEvalReport
+from lma_perception.eval.metrics import ConfusionMatrix
 from lma_perception.labels import CLASS_NAMES
 from lma_perception.ros.bag_player import BagPlayer, PlaybackOptions, ReplayError
-from lma_perception.ros.camera_stream import StreamSnapshot
-from lma_perception.ros.messages import mono8_msg_to_array
+from lma_perception.ros.label_listener import GROUND_TRUTH_SUFFIX, IMAGE_SUFFIX, LabelListener
 from lma_perception.ros.segment_node import SegmentNode
 from lma_perception.ros.spinning import BackgroundSpinner
-from lma_perception.runtime.codecs import ImageFormatError
 from lma_perception.runtime.engine import SegmentationEngine
+from lma_perception.runtime.latency import summarize_latency
+from lma_perception.runtime.stream import StreamSnapshot
 
-IMAGE_SUFFIX = '/image_raw'
-GROUND_TRUTH_SUFFIX = '/semantic/ground_truth'
-# Reliable and deep enough that the listener itself loses nothing it is sent.
-LISTENER_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-UNPAIRED_LIMIT = 256  # stamps remembered per camera while waiting for the other half
 QUIET_S = 2.0  # after playback, no new labels for this long while the node idles: done
 
 
@@ -60,175 +43,6 @@ class LiveEvalOptions:
     parameters: tuple[Parameter, ...] = ()  # node parameters; they win over the files
     startup_timeout_s: float = 30.0  # for every topic to find its subscribers
     drain_timeout_s: float = 60.0  # after playback, for the node to publish what it received
-
-
-@dataclass
-class CameraReport:
-    """Figures of one camera."""
-
-    camera: str
-    images_published: int
-    images_received: int
-    labels_received: int
-    frames_scored: int
-    frames_dropped: int  # published images that never came back as labels
-    node_received: int  # images the node's subscription got
-    node_dropped: int  # replaced in the node by a newer frame before it was segmented
-    memory_resets: int
-    latency_ms: LatencySummary
-    miou: float
-
-
-@dataclass
-class LiveEvalReport:
-    """The outcome of a live evaluation."""
-
-    bag: str
-    cameras: list[CameraReport]
-    miou: float
-    pixel_accuracy: float
-    class_iou: dict[str, float]
-    latency_ms: LatencySummary
-    wall_s: float
-    device: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return plain data for JSON (NaN written as null)."""
-        def clean(value: Any) -> Any:
-            if isinstance(value, float) and np.isnan(value):
-                return None
-            if isinstance(value, LatencySummary):
-                return {k: clean(v) for k, v in value.as_dict().items()}
-            if isinstance(value, dict):
-                return {k: clean(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [clean(v) for v in value]
-            if isinstance(value, CameraReport):
-                return {k: clean(v) for k, v in vars(value).items()}
-            return value
-
-        return {k: clean(v) for k, v in vars(self).items()}
-
-    def summary(self) -> str:
-        """Return a table of the cameras and the overall scores, for people."""
-        lines = [
-            f'live evaluation of {self.bag} on {self.device} ({self.wall_s:.1f} s)',
-            f'{"camera":<14}{"published":>10}{"labels":>8}{"scored":>8}{"dropped":>9}'
-            f'{"resets":>8}{"lat p50":>9}{"lat p95":>9}{"mIoU":>8}',
-        ]
-        for c in self.cameras:
-            lines.append(
-                f'{c.camera:<14}{c.images_published:>10}{c.labels_received:>8}'
-                f'{c.frames_scored:>8}{c.frames_dropped:>9}{c.memory_resets:>8}'
-                f'{c.latency_ms.p50:>9.1f}{c.latency_ms.p95:>9.1f}{100 * c.miou:>8.1f}'
-            )
-        lines.append(
-            f'mIoU {100 * self.miou:.1f} %, pixel accuracy {100 * self.pixel_accuracy:.1f} %, '
-            f'end-to-end latency p50 {self.latency_ms.p50:.1f} ms, '
-            f'p95 {self.latency_ms.p95:.1f} ms, max {self.latency_ms.max:.1f} ms'
-        )
-        return '\n'.join(lines)
-
-
-@dataclass
-class CameraTally:
-    """One camera's half-paired messages and running scores (executor threads)."""
-
-    image_arrivals: OrderedDict[int, float] = field(default_factory=OrderedDict)
-    ground_truth: OrderedDict[int, np.ndarray] = field(default_factory=OrderedDict)
-    labels: OrderedDict[int, np.ndarray] = field(default_factory=OrderedDict)
-    confusion: ConfusionMatrix = field(default_factory=ConfusionMatrix)
-    latency: LatencyStats = field(default_factory=LatencyStats)
-    images_received: int = 0
-    labels_received: int = 0
-
-
-class LabelListener(Node):
-    """Scores the labels of each camera against the ground truth published beside the images."""
-
-    def __init__(self, cameras: list[str], **node_kwargs) -> None:
-        """Subscribe to `/<camera>/image_raw`, `/<camera>/labels` and the ground truth."""
-        super().__init__('label_listener', **node_kwargs)
-        self._lock = threading.Lock()
-        self._tallies = {camera: CameraTally() for camera in cameras}
-        for camera in cameras:
-            self.create_subscription(
-                Image, f'/{camera}{IMAGE_SUFFIX}',
-                lambda msg, camera=camera: self._on_image(camera, msg), LISTENER_QOS,
-            )
-            self.create_subscription(
-                Image, f'/{camera}{GROUND_TRUTH_SUFFIX}',
-                lambda msg, camera=camera: self._on_ground_truth(camera, msg), LISTENER_QOS,
-            )
-            self.create_subscription(
-                Image, f'/{camera}/labels',
-                lambda msg, camera=camera: self._on_labels(camera, msg), LISTENER_QOS,
-            )
-
-    def labels_received(self) -> int:
-        """Return the number of label images received over all cameras."""
-        with self._lock:
-            return sum(tally.labels_received for tally in self._tallies.values())
-
-    def tally(self, camera: str) -> CameraTally:
-        """Return the running figures of one camera."""
-        return self._tallies[camera]
-
-    def _on_image(self, camera: str, msg: Image) -> None:
-        arrived_s = time.monotonic()
-        with self._lock:
-            tally = self._tallies[camera]
-            tally.images_received += 1
-            _remember(tally.image_arrivals, _stamp_ns(msg), arrived_s)
-
-    def _on_ground_truth(self, camera: str, msg: Image) -> None:
-        stamp = _stamp_ns(msg)
-        try:
-            ground_truth = mono8_msg_to_array(msg)
-        except ImageFormatError as error:
-            self.get_logger().error(f'{camera}: unusable ground truth: {error}',
-                                    throttle_duration_sec=10.0)
-            return
-        with self._lock:
-            tally = self._tallies[camera]
-            labels = tally.labels.pop(stamp, None)
-            if labels is None:
-                _remember(tally.ground_truth, stamp, ground_truth)
-                return
-        self._score(tally, labels, ground_truth)
-
-    def _on_labels(self, camera: str, msg: Image) -> None:
-        arrived_s = time.monotonic()
-        stamp = _stamp_ns(msg)
-        labels = mono8_msg_to_array(msg)
-        with self._lock:
-            tally = self._tallies[camera]
-            tally.labels_received += 1
-            image_arrived_s = tally.image_arrivals.pop(stamp, None)
-            if image_arrived_s is not None:
-                tally.latency.add((arrived_s - image_arrived_s) * 1e3)
-            ground_truth = tally.ground_truth.pop(stamp, None)
-            if ground_truth is None:
-                _remember(tally.labels, stamp, labels)
-                return
-        self._score(tally, labels, ground_truth)
-
-    def _score(self, tally: CameraTally, labels: np.ndarray, ground_truth: np.ndarray) -> None:
-        with self._lock:
-            try:
-                tally.confusion.update(labels, ground_truth)
-            except ValueError as error:  # sizes differ, or values that are no train ids
-                self.get_logger().error(f'cannot score: {error}', throttle_duration_sec=10.0)
-
-
-def _remember(pending: OrderedDict[int, Any], stamp: int, value: Any) -> None:
-    pending[stamp] = value
-    while len(pending) > UNPAIRED_LIMIT:
-        pending.popitem(last=False)
-
-
-def _stamp_ns(msg: Image) -> int:
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
 
 
 def cameras_in(topics: dict[str, str]) -> list[str]:
@@ -377,6 +191,7 @@ def _report(
             node_received=snapshot.received,
             node_dropped=snapshot.dropped,
             memory_resets=sum(snapshot.resets.values()),
+            memory_resets_by_reason={r: n for r, n in snapshot.resets.items() if n},
             latency_ms=tally.latency.summary(),
             miou=tally.confusion.miou(),
         ))

@@ -8,7 +8,7 @@ import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from lma_perception.runtime.codecs import ImageFormatError, image_to_rgb, mono8_to_array
+from lma_perception.codecs import ImageFormatError, image_to_rgb, mono8_to_array
 
 
 def image_msg_to_rgb(msg: Image) -> np.ndarray:

@@ -9,18 +9,26 @@ QoS is not a parameter here: every topic takes the standard `qos_overrides.<topi
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+)
 from rclpy.exceptions import InvalidTopicNameException, ParameterException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.validate_topic_name import validate_topic_name
 
-from lma_perception.runtime.engine import EngineConfig
+from lma_perception.continuity import SEQUENCE_BOUNDARY_S
+from lma_perception.memory import MAX_MEMORY_LENGTH, WRITE_POLICIES, WRITE_THRESHOLD_RANGE
+from lma_perception.runtime.device import DEVICE_FORMS, PRECISIONS
+from lma_perception.runtime.engine import OUTPUT_SIZES, EngineConfig
 
 _DEFAULT_ENGINE = EngineConfig()
 
@@ -44,7 +52,6 @@ class NodeConfig:
     cameras: tuple[CameraConfig, ...]
     weights: str
     engine: EngineConfig
-    use_memory: bool
     output_resolution: str
     publish_color_mask: bool
     publish_overlay: bool
@@ -59,36 +66,46 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class _Range:
+    """Closed bounds of a number; they go into the parameter's descriptor and its check."""
+
+    low: float
+    high: float = math.inf
+
+    def check(self, value: float) -> str | None:
+        return None if self.low <= value <= self.high else f'must be in [{self.low}, {self.high}]'
+
+    def descriptor_fields(self, integer: bool) -> dict[str, list]:
+        if integer:
+            high = _MAX_INT if math.isinf(self.high) else int(self.high)
+            return {'integer_range': [IntegerRange(from_value=int(self.low), to_value=high,
+                                                   step=1)]}
+        high = sys.float_info.max if math.isinf(self.high) else float(self.high)
+        return {'floating_point_range': [FloatingPointRange(from_value=float(self.low),
+                                                            to_value=high, step=0.0)]}
+
+
+_MAX_INT = 2**63 - 1
+_POSITIVE = _Range(math.ulp(0.0))
+
+
+@dataclass(frozen=True)
 class _Spec:
-    default: Any  # a value, or a Parameter.Type for a parameter without default
+    default: Any
     description: str
-    check: Callable[[Any], str | None]
+    options: tuple[str, ...] = ()
+    bounds: _Range | None = None
+    check: Callable[[Any], str | None] | None = None
+    # An empty list default gives rclpy no element type: such a parameter takes any type and
+    # its check tells (declaring it without a value instead breaks `ros2 param dump`).
+    dynamic: bool = False
 
 
-def _one_of(*options: str) -> Callable[[Any], str | None]:
-    return lambda value: None if value in options else f'expected one of {", ".join(options)}'
-
-
-def _at_least(minimum: float) -> Callable[[Any], str | None]:
-    return lambda value: None if value >= minimum else f'must be ≥ {minimum}'
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else 'must be > 0'
-
-
-def _device(value: str) -> str | None:
-    if re.fullmatch(r'auto|cpu|cuda(:\d+)?', value):
+def _integer_list(value: Any) -> str | None:
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                       for v in value):
         return None
-    return 'expected auto, cpu, cuda or cuda:N'
-
-
-def _input_size(value: list[int] | None) -> str | None:
-    if value is None:
-        return None
-    if len(value) != 2 or any(side <= 0 or side % 8 for side in value):
-        return 'expected [height, width], both positive multiples of 8'
-    return None
+    return 'expected a list of integers'
 
 
 def _cameras(value: list[str]) -> str | None:
@@ -102,92 +119,85 @@ def _cameras(value: list[str]) -> str | None:
     return None
 
 
-def _unit_interval(value: float) -> str | None:
-    return None if 0.0 <= value <= 1.0 else 'must be in [0, 1]'
-
-
-def _no_check(value: Any) -> str | None:
-    return None
-
-
+# Engine settings are only declared here: `EngineConfig` checks their values, and their option
+# lists and ranges come from the constants it checks against.
 PARAMETERS: dict[str, _Spec] = {
     'cameras': _Spec(
         ['camera'],
         'Camera names. Each camera is a namespace: it reads <name>.image_topic (default '
         '<name>/image) and publishes <name>/labels, <name>/color_mask, <name>/overlay and '
         '<name>/confidence.',
-        _cameras,
+        check=_cameras,
     ),
-    'weights': _Spec(
-        '', 'Checkpoint file; empty for the weights shipped with the package.', _no_check
-    ),
-    'device': _Spec(_DEFAULT_ENGINE.device, 'auto, cpu, cuda or cuda:N.', _device),
+    'weights': _Spec('', 'Checkpoint file; empty for the weights shipped with the package.'),
+    'device': _Spec(_DEFAULT_ENGINE.device, f'{DEVICE_FORMS}.'),
     'precision': _Spec(
-        _DEFAULT_ENGINE.precision,
-        'fp32, fp16 or bf16 (half precisions need CUDA).',
-        _one_of('fp32', 'fp16', 'bf16'),
+        _DEFAULT_ENGINE.precision, 'Compute precision (half precisions need CUDA).',
+        options=tuple(PRECISIONS),
     ),
     'input_size': _Spec(
-        Parameter.Type.INTEGER_ARRAY,
-        'Network input [height, width], multiples of 8; unset for the checkpoint\'s size.',
-        _input_size,
+        [],
+        'Network input [height, width], multiples of 8; empty for the checkpoint\'s size.',
+        check=_integer_list,
+        dynamic=True,
     ),
     'memory_length': _Spec(
         _DEFAULT_ENGINE.memory_length,
         'Frames T each camera remembers; 0 segments every frame on its own.',
-        _at_least(0),
+        bounds=_Range(0, MAX_MEMORY_LENGTH),
     ),
     'write_policy': _Spec(
         _DEFAULT_ENGINE.write_policy,
         'always: every frame enters the memory; adaptive: only frames whose features changed '
         'by more than write_threshold.',
-        _one_of('always', 'adaptive'),
+        options=WRITE_POLICIES,
     ),
     'write_threshold': _Spec(
         float(_DEFAULT_ENGINE.write_threshold),
-        'Feature change (1 − cosine similarity of key maps, 0 to 2) a frame needs to be '
-        'written under the adaptive policy.',
-        lambda value: None if 0.0 <= value <= 2.0 else 'must be in [0, 2]',
+        'Feature change (1 − cosine similarity of key maps) a frame needs to be written under '
+        'the adaptive policy.',
+        bounds=_Range(*WRITE_THRESHOLD_RANGE),
     ),
     'output_resolution': _Spec(
         'input',
         'input: outputs have the camera image size (labels resized nearest-neighbour); '
         'network: outputs keep the network input size.',
-        _one_of('input', 'network'),
+        options=OUTPUT_SIZES,
     ),
     'publish_color_mask': _Spec(
-        True, 'Publish <camera>/color_mask (computed only while subscribed).', _no_check
+        True, 'Publish <camera>/color_mask (computed only while subscribed).'
     ),
-    'publish_overlay': _Spec(
-        True, 'Publish <camera>/overlay (computed only while subscribed).', _no_check
-    ),
+    'publish_overlay': _Spec(True, 'Publish <camera>/overlay (computed only while subscribed).'),
     'publish_confidence': _Spec(
         False,
         'Publish <camera>/confidence, max softmax probability × 255 (computed only while '
         'subscribed).',
-        _no_check,
     ),
-    'overlay_alpha': _Spec(0.5, 'Weight of the colour mask in the overlay.', _unit_interval),
+    'overlay_alpha': _Spec(0.5, 'Weight of the colour mask in the overlay.', bounds=_Range(0, 1)),
     'max_batch_size': _Spec(
-        8, 'Most cameras segmented together in one forward pass.', _at_least(1)
+        8, 'Most cameras segmented together in one forward pass.', bounds=_Range(1)
     ),
     'reset_gap_s': _Spec(
-        1.0,
-        'A camera\'s memory is cleared when its stamps jump forward by more than this.',
-        _positive,
+        SEQUENCE_BOUNDARY_S,
+        'A camera\'s memory is cleared when the stamps of two frames it receives jump forward '
+        'by more than this (the boundary bags are split at).',
+        bounds=_POSITIVE,
     ),
     'no_input_timeout_s': _Spec(
-        2.0, 'Diagnostics report ERROR for a camera silent for longer than this.', _positive
+        2.0, 'Diagnostics report ERROR for a camera silent for longer than this.',
+        bounds=_POSITIVE,
     ),
     'latency_budget_ms': _Spec(
         100.0,
         'Diagnostics report WARN when the p95 of receive-to-publish latency exceeds this.',
-        _positive,
+        bounds=_POSITIVE,
     ),
     'latency_window': _Spec(
-        100, 'Frames over which latency percentiles are computed.', _at_least(1)
+        100, 'Frames over which latency percentiles are computed.', bounds=_Range(1)
     ),
-    'diagnostics_period_s': _Spec(1.0, 'Seconds between /diagnostics messages.', _positive),
+    'diagnostics_period_s': _Spec(
+        1.0, 'Seconds between /diagnostics messages.', bounds=_POSITIVE
+    ),
 }
 
 _IMAGE_TOPIC_DESCRIPTION = 'Input image topic of camera {name} (sensor_msgs/Image).'
@@ -205,17 +215,15 @@ def read_config(node: Node) -> NodeConfig:
         topic = _declare(
             node,
             f'{name}.image_topic',
-            _Spec(f'{name}/image', _IMAGE_TOPIC_DESCRIPTION.format(name=name), _topic),
+            _Spec(f'{name}/image', _IMAGE_TOPIC_DESCRIPTION.format(name=name), check=_topic),
         )
         cameras.append(CameraConfig(name, topic))
-    input_size = values['input_size']
     try:
         engine = EngineConfig(
             device=values['device'],
             precision=values['precision'],
-            input_size=tuple(input_size) if input_size is not None else None,
-            # 0 (no memory) is `use_memory` below; the engine then never makes a memory.
-            memory_length=max(values['memory_length'], 1),
+            input_size=tuple(values['input_size']) or None,
+            memory_length=values['memory_length'],
             write_policy=values['write_policy'],
             write_threshold=values['write_threshold'],
         )
@@ -225,7 +233,6 @@ def read_config(node: Node) -> NodeConfig:
         cameras=tuple(cameras),
         weights=values['weights'],
         engine=engine,
-        use_memory=values['memory_length'] > 0,
         output_resolution=values['output_resolution'],
         publish_color_mask=values['publish_color_mask'],
         publish_overlay=values['publish_overlay'],
@@ -249,10 +256,17 @@ def _topic(value: str) -> str | None:
 
 
 def _declare(node: Node, name: str, spec: _Spec) -> Any:
-    # Numbers accept integers too (`-p reset_gap_s:=1`), which a DOUBLE parameter would refuse.
+    # Numbers accept integers too (`-p reset_gap_s:=1`), which a DOUBLE parameter would refuse;
+    # rclpy then skips the descriptor's range, so the range is checked here as well.
     number = isinstance(spec.default, float)
+    extra = {}
+    if spec.bounds is not None:
+        extra = spec.bounds.descriptor_fields(integer=not number)
+    if spec.options:
+        extra['additional_constraints'] = f'one of: {", ".join(spec.options)}'
     descriptor = ParameterDescriptor(
-        description=spec.description, read_only=True, dynamic_typing=number
+        description=spec.description, read_only=True, dynamic_typing=number or spec.dynamic,
+        **extra,
     )
     try:
         value = node.declare_parameter(name, spec.default, descriptor).value
@@ -262,7 +276,13 @@ def _declare(node: Node, name: str, spec: _Spec) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParameterError(f'parameter {name!r} = {value!r}: expected a number')
         value = float(value)
-    problem = spec.check(value)
+    problems = (
+        None if not spec.options or value in spec.options
+        else f'expected one of {", ".join(spec.options)}',
+        spec.bounds.check(value) if spec.bounds is not None else None,
+        spec.check(value) if spec.check is not None else None,
+    )
+    problem = next((p for p in problems if p is not None), None)
     if problem is not None:
         raise ParameterError(f'parameter {name!r} = {value!r}: {problem}')
     return value

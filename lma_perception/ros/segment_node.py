@@ -1,14 +1,15 @@
 """The segmentation node: N cameras, one model, one batched forward pass per round.
 
 Threads. A SingleThreadedExecutor runs the image callbacks, the `~/reset_memory` service and
-the diagnostics timer; an image callback only stores the message as its camera's newest frame.
-One worker thread, woken through a condition variable, takes the newest frame of every ready
-camera and segments them together, each camera reading its own memory. A plain worker thread
-was chosen over a MultiThreadedExecutor with callback groups because inference then never
+the diagnostics timer; an image callback decodes the message, hands it to its camera's
+`CameraStream` (which decides whether the memory carries over) and stores it as the camera's
+newest frame. One worker thread, woken through a condition variable, takes the newest frame of
+every ready camera and segments them together, each camera reading its own memory. A plain worker
+thread was chosen over a MultiThreadedExecutor with callback groups because inference then never
 occupies an executor thread: callbacks, the service and diagnostics stay responsive during a
-forward pass, exactly one batch runs at a time by construction, and the stored-frame handover
-is one small lock instead of a protocol between callback groups. PyTorch releases the GIL while
-it computes, so the executor keeps receiving.
+forward pass, exactly one batch runs at a time by construction, and the stored-frame handover is
+one small lock instead of a protocol between callback groups. PyTorch releases the GIL while it
+computes, so the executor keeps receiving.
 
 Memory stays bounded: one pending message per camera, fixed-length memories and latency
 windows, and inference under `torch.inference_mode` inside the engine.
@@ -21,7 +22,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
@@ -39,20 +39,23 @@ from rclpy.qos import (
 )
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
-from lma_perception.ros.camera_stream import (
-    CameraStream,
-    FrameKey,
-    LatestFrames,
-    StreamSnapshot,
-)
+from lma_perception.codecs import ImageFormatError
+from lma_perception.continuity import FrameKey, stamp_to_ns
 from lma_perception.ros.diagnostics import HealthLimits, camera_status
 from lma_perception.ros.messages import image_msg_to_rgb
 from lma_perception.ros.outputs import CameraOutputs
 from lma_perception.ros.params import NodeConfig, ParameterError, read_config
-from lma_perception.runtime.codecs import ImageFormatError
 from lma_perception.runtime.engine import SegmentationEngine
+from lma_perception.runtime.latest_frames import LatestFrames
+from lma_perception.runtime.stream import (
+    CameraStream,
+    StreamFrame,
+    StreamSnapshot,
+    segment_frames,
+)
 
 # Camera drivers publish reliable or best effort; a best-effort reader matches both (REP-2003).
 # Depth 1: a frame that waits while a newer one exists only adds latency.
@@ -68,7 +71,7 @@ OUTPUT_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
-ERROR_LOG_PERIOD_S = 10.0
+LOG_PERIOD_S = 10.0  # the least time between two per-frame log lines of a kind
 
 
 class SetupError(RuntimeError):
@@ -77,17 +80,8 @@ class SetupError(RuntimeError):
 
 @dataclass(frozen=True)
 class _Pending:
-    msg: Image
-    arrived_s: float  # time.monotonic() when the callback stored it
-
-
-@dataclass
-class _Decoded:
-    index: int
-    msg: Image
-    image: np.ndarray  # H×W×3 uint8 RGB
-    arrived_s: float
-    decode_ms: float
+    header: Header
+    frame: StreamFrame
 
 
 class SegmentNode(Node):
@@ -101,7 +95,7 @@ class SegmentNode(Node):
         """Create the node; `engine` replaces the one the parameters describe (tests, benchmarks).
 
         With an `engine` given, weights, device, precision, input size, memory length and write
-        policy are the engine's; `memory_length: 0` still turns the memory off.
+        policy are the engine's.
 
         Raises:
             SetupError: a parameter is invalid or the model cannot be loaded.
@@ -120,7 +114,6 @@ class SegmentNode(Node):
         self._streams: list[CameraStream] = []
         self._outputs: list[CameraOutputs] = []
         self._loggers: list[RcutilsLogger] = []
-        use_memory = self._config.use_memory and self._engine.uses_memory
         for index, camera in enumerate(self._config.cameras):
             # Callbacks only run once the node spins, after this loop has built every stream.
             subscription = self.create_subscription(
@@ -137,9 +130,10 @@ class SegmentNode(Node):
             )
             self._streams.append(CameraStream(
                 camera.name,
-                subscription.topic_name,
-                self._engine.new_memory() if use_memory else None,
-                self._config.latency_window,
+                self._engine.new_memory(),
+                source=subscription.topic_name,
+                max_gap_s=self._config.reset_gap_s,
+                latency_window=self._config.latency_window,
             ))
             self._outputs.append(CameraOutputs(
                 self, camera.name, OUTPUT_QOS,
@@ -163,12 +157,13 @@ class SegmentNode(Node):
             target=self._run_worker, name='segment_worker', daemon=True
         )
         self._worker.start()
+        memory = self._streams[0].memory if self._streams else None
+        memory = 'off' if memory is None else f'T={memory.length}'
         self.get_logger().info(
             f'segmenting {len(self._streams)} camera(s) '
-            f'({", ".join(f"{s.name} <- {s.image_topic}" for s in self._streams)}) on '
+            f'({", ".join(f"{s.name} <- {s.source}" for s in self._streams)}) on '
             f'{self._device}, network input {self._engine.input_size[1]}x'
-            f'{self._engine.input_size[0]}, memory '
-            f'{self._config.engine.memory_length if use_memory else "off"}'
+            f'{self._engine.input_size[0]}, memory {memory}'
         )
 
     def destroy_node(self) -> None:
@@ -195,16 +190,37 @@ class SegmentNode(Node):
         return [stream.snapshot(now_s) for stream in self._streams]
 
     def _on_image(self, index: int, msg: Image) -> None:
+        """Decode the frame and hand it to its stream; the worker takes the newest one."""
         arrived_s = time.monotonic()
-        replaced = self._frames.put(index, _Pending(msg, arrived_s))
-        self._streams[index].count_input(arrived_s, dropped_older=replaced)
+        stream = self._streams[index]
+        try:
+            image = image_msg_to_rgb(msg)
+        except ImageFormatError as error:
+            stream.record_bad_input(arrived_s, str(error), encoding=msg.encoding)
+            self._loggers[index].error(
+                f'camera {stream.name}: bad image on {stream.source}: {error}',
+                throttle_duration_sec=LOG_PERIOD_S,
+            )
+            return
+        decode_ms = (time.monotonic() - arrived_s) * 1e3
+        key = FrameKey(stamp_to_ns(msg.header.stamp), msg.header.frame_id, msg.height, msg.width)
+        # Before the handover: the worker must never take the frame ahead of its epoch.
+        epoch, reason = stream.receive(key, arrived_s, encoding=msg.encoding)
+        if reason is not None:
+            self._loggers[index].info(
+                f'camera {stream.name}: memory cleared ({reason})',
+                throttle_duration_sec=LOG_PERIOD_S,
+            )
+        frame = StreamFrame(image, epoch, arrived_s, decode_ms)
+        if self._frames.put(index, _Pending(msg.header, frame)):
+            stream.count_dropped()
 
     def _on_incompatible_qos(self, index: int, info: QoSRequestedIncompatibleQoSInfo) -> None:
         stream = self._streams[index]
         policy = QoSPolicyKind(info.last_policy_kind).name.lower()
-        problem = f'a publisher on {stream.image_topic} has incompatible QoS ({policy})'
-        stream.record_qos_warning(problem)
-        self._loggers[index].warning(problem, throttle_duration_sec=ERROR_LOG_PERIOD_S)
+        problem = f'a publisher on {stream.source} has incompatible QoS ({policy})'
+        stream.record_warning(problem)
+        self._loggers[index].warning(problem, throttle_duration_sec=LOG_PERIOD_S)
 
     def _on_reset_memory(
         self, request: Trigger.Request, response: Trigger.Response
@@ -229,7 +245,7 @@ class SegmentNode(Node):
                 names = ', '.join(self._streams[index].name for index, _ in batch)
                 self.get_logger().error(
                     f'segmenting {names} failed: {error!r}',
-                    throttle_duration_sec=ERROR_LOG_PERIOD_S,
+                    throttle_duration_sec=LOG_PERIOD_S,
                 )
                 for index, _ in batch:
                     self._streams[index].record_failure(repr(error))
@@ -237,53 +253,21 @@ class SegmentNode(Node):
                 self._frames.task_done()
 
     def _segment(self, batch: list[tuple[int, _Pending]]) -> None:
-        frames = [frame for index, pending in batch
-                  if (frame := self._decode(index, pending)) is not None]
-        if not frames:
-            return
-        want_confidence = any(self._outputs[frame.index].wants_confidence for frame in frames)
-        results = self._engine.segment(
-            [frame.image for frame in frames],
-            [self._streams[frame.index].memory for frame in frames],
-            output_size=self._config.output_resolution,
+        streams = [(self._streams[index], pending.frame) for index, pending in batch]
+        want_confidence = any(self._outputs[index].wants_confidence for index, _ in batch)
+        results = segment_frames(
+            self._engine, streams, output_size=self._config.output_resolution,
             confidence=want_confidence,
         )
-        for frame, result in zip(frames, results, strict=True):
+        for (index, pending), result in zip(batch, results, strict=True):
             started = time.perf_counter()
-            outputs = self._outputs[frame.index].publish(
-                frame.msg.header, frame.image, result.labels, result.confidence
+            outputs = self._outputs[index].publish(
+                pending.header, pending.frame.image, result.labels, result.confidence
             )
-            published_s = time.monotonic()
-            self._streams[frame.index].record_output(published_s, {
-                'preprocess': frame.decode_ms + result.timings_ms['preprocess'],
-                'model': result.timings_ms['model'],
-                'postprocess': result.timings_ms['postprocess']
-                + (time.perf_counter() - started) * 1e3,
-                'total': (published_s - frame.arrived_s) * 1e3,
-            }, outputs)
-
-    def _decode(self, index: int, pending: _Pending) -> _Decoded | None:
-        """Read the message and keep the camera's memory continuous; None for a bad frame."""
-        stream, msg = self._streams[index], pending.msg
-        stream.record_encoding(msg.encoding)
-        started = time.perf_counter()
-        try:
-            image = image_msg_to_rgb(msg)
-        except ImageFormatError as error:
-            stream.record_bad_input(str(error))
-            self._loggers[index].error(
-                f'camera {stream.name}: bad image on {stream.image_topic}: {error}',
-                throttle_duration_sec=ERROR_LOG_PERIOD_S,
+            self._streams[index].record_output(
+                pending.frame, result, time.monotonic(),
+                publish_ms=(time.perf_counter() - started) * 1e3, outputs=outputs,
             )
-            return None
-        decode_ms = (time.perf_counter() - started) * 1e3
-        stamp = msg.header.stamp
-        key = FrameKey(stamp.sec * 10**9 + stamp.nanosec, msg.header.frame_id,
-                       msg.height, msg.width)
-        reason = stream.continue_with(key, int(self._config.reset_gap_s * 1e9))
-        if reason is not None:
-            self._loggers[index].info(f'camera {stream.name}: memory cleared ({reason})')
-        return _Decoded(index, msg, image, pending.arrived_s, decode_ms)
 
     def _publish_diagnostics(self) -> None:
         now = self.get_clock().now()

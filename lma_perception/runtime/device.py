@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import re
 
 import torch
 from torch import nn
 
 PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+DEVICE_FORMS = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+
+
+def device_problem(spec: str) -> str | None:
+    """Say why `spec` names no device this package runs on; None when its form is right.
+
+    Only the form is checked; whether the device exists is `resolve_device`'s question.
+    """
+    if isinstance(spec, str) and re.fullmatch(r'auto|cpu|cuda(:\d+)?', spec):
+        return None
+    return f'unknown device {spec!r}; use {DEVICE_FORMS}'
 
 
 def resolve_device(spec: str) -> torch.device:
     """Check and return a device: 'auto' (CUDA when present, else CPU), 'cpu', 'cuda[:N]'."""
     if spec == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ValueError(
-            f"unknown device {spec!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
-        ) from None
+    problem = device_problem(spec)
+    if problem is not None:
+        raise ValueError(problem)
+    device = torch.device(spec)
     if device.type == 'cuda':
         if not torch.cuda.is_available():
             raise ValueError(f'device {spec!r} asked for, but CUDA is not available here')
@@ -27,8 +37,6 @@ def resolve_device(spec: str) -> torch.device:
             raise ValueError(
                 f'device {spec!r} asked for, but there are {torch.cuda.device_count()} GPUs'
             )
-    elif device.type != 'cpu':
-        raise ValueError(f"unsupported device {spec!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
     return device
 
 

@@ -30,9 +30,10 @@ from torch.nn.functional import interpolate
 from lma_perception.memory import (
     DEFAULT_MEMORY_LENGTH,
     DEFAULT_WRITE_THRESHOLD,
-    WRITE_POLICIES,
+    MAX_MEMORY_LENGTH,
     MemoryBank,
     MemoryBatch,
+    check_memory_settings,
 )
 from lma_perception.models.checkpoint import (
     DEFAULT_INPUT_SIZE,
@@ -41,12 +42,13 @@ from lma_perception.models.checkpoint import (
     CheckpointInfo,
     load_checkpoint,
 )
-from lma_perception.models.erfnet import STRIDE
+from lma_perception.models.erfnet import input_size_problem
 from lma_perception.models.lma import LMASegmenter
 from lma_perception.models.prediction import logits_to_labels
 from lma_perception.runtime.device import (
     PRECISIONS,
     autocast,
+    device_problem,
     prepare_model,
     resolve_device,
     resolve_precision,
@@ -58,39 +60,32 @@ OUTPUT_SIZES = ('input', 'network')
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """How the engine runs a model."""
+    """How the engine runs a model; every value is checked here, once."""
 
     device: str = 'auto'  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
-    precision: str = 'fp32'  # 'fp32' | 'fp16' | 'bf16' (half precisions need CUDA)
+    precision: str = 'fp32'  # one of PRECISIONS (half precisions need CUDA)
     input_size: tuple[int, int] | None = None  # network (height, width); None: checkpoint's
-    memory_length: int = DEFAULT_MEMORY_LENGTH  # T at inference
-    write_policy: str = 'always'  # 'always' | 'adaptive'
+    memory_length: int = DEFAULT_MEMORY_LENGTH  # T at inference; 0: no memory at all
+    write_policy: str = 'always'  # one of WRITE_POLICIES
     write_threshold: float = DEFAULT_WRITE_THRESHOLD  # adaptive policy: 1 - cosine of keys
 
     def __post_init__(self) -> None:
+        problem = device_problem(self.device)
+        if problem is not None:
+            raise ValueError(f'device: {problem}')
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f'unknown precision {self.precision!r}; choose one of {", ".join(PRECISIONS)}'
             )
         if self.input_size is not None:
-            if len(self.input_size) != 2 or any(
-                int(side) != side or side <= 0 or side % STRIDE for side in self.input_size
-            ):
-                raise ValueError(
-                    f'input_size is the network (height, width), both positive multiples of '
-                    f'{STRIDE}; got {self.input_size}'
-                )
+            problem = input_size_problem(self.input_size)
+            if problem is not None:
+                raise ValueError(f'input_size: {problem}')
             object.__setattr__(self, 'input_size', tuple(int(s) for s in self.input_size))
-        if self.memory_length < 1:
-            raise ValueError(f'memory_length must be at least 1, got {self.memory_length}')
-        if self.write_policy not in WRITE_POLICIES:
-            raise ValueError(
-                f'unknown write policy {self.write_policy!r}; choose one of {WRITE_POLICIES}'
-            )
-        if not 0.0 <= self.write_threshold <= 2.0:
-            raise ValueError(
-                f'write_threshold is a 1 - cosine distance in [0, 2], got {self.write_threshold}'
-            )
+        if not 0 <= self.memory_length <= MAX_MEMORY_LENGTH:
+            raise ValueError(f'memory_length must be in [0, {MAX_MEMORY_LENGTH}] (0: no memory), '
+                             f'got {self.memory_length}')
+        check_memory_settings(None, self.write_policy, self.write_threshold)
 
 
 @dataclass
@@ -150,8 +145,10 @@ class SegmentationEngine:
         engine.checkpoint = info
         return engine
 
-    def new_memory(self) -> MemoryBank:
-        """Return an empty memory for one more camera, with the configured settings."""
+    def new_memory(self) -> MemoryBank | None:
+        """Return an empty memory for one more camera; None when the model or config has none."""
+        if not self.uses_memory or self.config.memory_length == 0:
+            return None
         return MemoryBank(
             self.config.memory_length, policy=self.config.write_policy,
             threshold=self.config.write_threshold,
