@@ -135,12 +135,22 @@ def test_bad_settings_get_one_clear_error():
         EngineConfig(precision='int8')
     with pytest.raises(ValueError, match='write policy'):
         EngineConfig(write_policy='never')
-    with pytest.raises(ValueError, match='at least 1'):
-        EngineConfig(memory_length=0)
+    with pytest.raises(ValueError, match=r'memory_length must be in \[0, 64\]'):
+        EngineConfig(memory_length=65)
+    with pytest.raises(ValueError, match=r'memory_length must be in \[0, 64\]'):
+        EngineConfig(memory_length=-1)
     with pytest.raises(ValueError, match='needs a CUDA device'):
         SegmentationEngine(create_model('erfnet'), EngineConfig(device='cpu', precision='fp16'))
     with pytest.raises(ValueError, match='unknown device'):
-        SegmentationEngine(create_model('erfnet'), EngineConfig(device='tpu'))
+        EngineConfig(device='tpu')
+
+
+def test_memory_length_zero_means_no_memory_at_all():
+    segmenter = SegmentationEngine(create_model('lma_erfnet'),
+                                   EngineConfig(device='cpu', memory_length=0))
+    assert segmenter.uses_memory and segmenter.new_memory() is None
+    single = SegmentationEngine(create_model('erfnet'), EngineConfig(device='cpu'))
+    assert single.new_memory() is None
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='CUDA is not available'):
             SegmentationEngine(create_model('erfnet'), EngineConfig(device='cuda'))

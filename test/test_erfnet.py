@@ -68,7 +68,7 @@ def test_output_is_input_sized_for_odd_feature_maps(height, width):
 @pytest.mark.parametrize(('height', 'width'), [(65, 128), (64, 100), (4, 8)])
 def test_sizes_not_multiple_of_8_are_refused_with_a_clear_error(height, width):
     model = create_model('erfnet').eval()
-    with pytest.raises(ValueError, match=f'multiples of 8, got {height}×{width}'):
+    with pytest.raises(ValueError, match=rf'multiples of 8; got \({height}, {width}\)'):
         model(torch.rand(1, 3, height, width))
 
 

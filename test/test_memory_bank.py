@@ -48,7 +48,7 @@ def test_a_different_map_size_needs_a_reset():
 
 
 def test_bad_settings_are_named():
-    with pytest.raises(ValueError, match='at least 1'):
+    with pytest.raises(ValueError, match=r'memory length must be in \[1, 64\], got 0'):
         MemoryBank(0)
     with pytest.raises(ValueError, match="'sometimes'"):
         MemoryBank(4, policy='sometimes')

@@ -14,7 +14,7 @@ from lma_perception.eval.evaluator import (
 )
 from lma_perception.eval.report import ReportSample, format_table, summary_rows, write_report
 
-TIMINGS = {'preprocess': 1.0, 'model': 10.0, 'postprocess': 2.0}
+TIMINGS = {'preprocess': 1.0, 'model': 10.0, 'postprocess': 2.0, 'total': 13.0}
 
 
 def _frame(index: int, gt: np.ndarray, degraded: bool) -> EvalFrame:

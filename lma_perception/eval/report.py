@@ -27,6 +27,7 @@ from lma_perception.eval.plots import (
     save_figure,
     strip_figure,
 )
+from lma_perception.runtime.stream import STAGES
 
 # Frame sets in the order the summary lists them, with the words the tables use.
 FRAME_SETS = {
@@ -35,7 +36,6 @@ FRAME_SETS = {
     'clean': 'mIoU, clean frames',
     'degraded': 'mIoU, degraded frames',
 }
-STAGES = ('preprocess', 'model', 'postprocess', 'total')
 
 
 @dataclass(frozen=True)

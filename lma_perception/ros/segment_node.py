@@ -95,7 +95,7 @@ class SegmentNode(Node):
         """Create the node; `engine` replaces the one the parameters describe (tests, benchmarks).
 
         With an `engine` given, weights, device, precision, input size, memory length and write
-        policy are the engine's.
+        policy are the engine's; `memory_length: 0` still turns the memory off.
 
         Raises:
             SetupError: a parameter is invalid or the model cannot be loaded.
@@ -130,7 +130,8 @@ class SegmentNode(Node):
             )
             self._streams.append(CameraStream(
                 camera.name,
-                self._engine.new_memory(),
+                # `memory_length: 0` turns the memory off even with an engine given.
+                self._engine.new_memory() if self._config.engine.memory_length else None,
                 source=subscription.topic_name,
                 max_gap_s=self._config.reset_gap_s,
                 latency_window=self._config.latency_window,
