@@ -14,8 +14,9 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from lma_perception.ros.bag_player import BagPlayer, PlaybackOptions, ReplayError
+from lma_perception.ros.bag_player import BagPlayer, ReplayError
 from lma_perception.ros.messages import image_msg_to_rgb
+from lma_perception.ros.playback_options import PlaybackOptions
 from lma_perception.ros.spinning import BackgroundSpinner
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)

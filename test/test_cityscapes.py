@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from lma_perception.data.cityscapes import CityscapesError, CityscapesTree, ClipDataset
-from lma_perception.data.synthetic import SynthConfig, write_dataset
 from lma_perception.labels import ID_TO_TRAIN_ID
+from lma_perception.synthetic.generator import SynthConfig, write_dataset
 
 CONFIG = SynthConfig(width=96, height=48, frames=5, annotated_frame=3,
                      cameras=('front', 'front_right'), degradation_rate=0.5)

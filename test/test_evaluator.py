@@ -11,7 +11,6 @@ import torch
 from lma_perception.cli import main
 from lma_perception.data.cityscapes import CityscapesTree
 from lma_perception.data.rosbag import tree_frames, write_bag
-from lma_perception.data.synthetic import SynthConfig, write_dataset
 from lma_perception.eval.evaluator import LMA, SINGLE_FRAME, evaluate
 from lma_perception.eval.metrics import ConfusionMatrix
 from lma_perception.eval.report import write_report
@@ -20,6 +19,7 @@ from lma_perception.labels import CLASS_NAMES, ID_TO_TRAIN_ID
 from lma_perception.models import create_model
 from lma_perception.models.checkpoint import save_checkpoint
 from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
+from lma_perception.synthetic.generator import SynthConfig, write_dataset
 
 CAMERAS = ('front', 'front_left')
 SYNTH = SynthConfig(width=64, height=32, frames=5, annotated_frame=3, cameras=CAMERAS,

@@ -9,12 +9,12 @@ from conftest import next_domain_id
 from rclpy.parameter import Parameter
 
 from lma_perception.data.rosbag import BagFrame, optical_frame, write_bag
-from lma_perception.data.synthetic import SynthConfig, generate_sequence
 from lma_perception.eval.metrics import ConfusionMatrix
 from lma_perception.models import create_model, save_checkpoint
 from lma_perception.ros.bag_player import ReplayError
 from lma_perception.ros.live_eval import LiveEvalOptions, cameras_in, run_live_eval
 from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
+from lma_perception.synthetic.generator import SynthConfig, generate_sequence
 
 CAMERAS = ('front', 'front_left')
 FRAMES = 5
@@ -122,9 +122,9 @@ def test_live_and_offline_evaluation_of_a_multi_sequence_bag_agree(tmp_path):
     """Memory on, three sequences per camera: live resets where offline does, same mIoU."""
     from lma_perception.data.cityscapes import CityscapesTree
     from lma_perception.data.rosbag import tree_frames
-    from lma_perception.data.synthetic import write_dataset
     from lma_perception.eval.evaluator import LMA, evaluate
     from lma_perception.eval.sources import open_dataset
+    from lma_perception.synthetic.generator import write_dataset
 
     config = SynthConfig(width=128, height=64, frames=5, annotated_frame=4, cameras=CAMERAS,
                          degradation_rate=0.5)

@@ -19,7 +19,7 @@ from lma_perception.data.rosbag import (
     tree_frames,
     write_bag,
 )
-from lma_perception.data.synthetic import SynthConfig, write_dataset
+from lma_perception.synthetic.generator import SynthConfig, write_dataset
 
 # Sequence 1 has its annotated frame degraded by noise on both cameras, sequence 0 has it clean.
 CONFIG = SynthConfig(width=64, height=32, frames=4, annotated_frame=2,

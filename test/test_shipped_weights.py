@@ -2,11 +2,11 @@
 
 import pytest
 
-from lma_perception.data.synthetic import SynthConfig, write_dataset
 from lma_perception.eval.evaluator import LMA, SINGLE_FRAME, evaluate
 from lma_perception.eval.sources import open_dataset
 from lma_perception.models.checkpoint import DEFAULT_WEIGHTS
 from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
+from lma_perception.synthetic.generator import SynthConfig, write_dataset
 
 # A seed and split name that neither training nor the README's test splits used; the hard
 # degradation mix, so that a few bursts fall into two short sequences.

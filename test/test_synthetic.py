@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from lma_perception.cli import main
-from lma_perception.data.degrade import KINDS, Degradation, DegradationPlan, degrade
-from lma_perception.data.synthetic import (
+from lma_perception.labels import LABELS, NUM_CLASSES
+from lma_perception.synthetic.degrade import KINDS, Degradation, DegradationPlan, degrade
+from lma_perception.synthetic.generator import (
     SynthConfig,
     annotated_degraded,
     generate_sequence,
     write_dataset,
 )
-from lma_perception.labels import LABELS, NUM_CLASSES
 
 TINY = SynthConfig(width=96, height=48, frames=4, annotated_frame=2,
                    cameras=('front', 'front_left'))

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lma_perception.cli import main
-from lma_perception.data.synthetic import SynthConfig, write_dataset
 from lma_perception.models import load_checkpoint
+from lma_perception.synthetic.generator import SynthConfig, write_dataset
 from lma_perception.train import TrainConfig, Trainer
 
 SIZE = (64, 128)

@@ -32,8 +32,8 @@ from types import ModuleType
 import numpy as np
 import torch
 
+from lma_perception.arguments import positive_int
 from lma_perception.benchmarks.model_speed import network_size
-from lma_perception.commands.arguments import positive_int
 from lma_perception.memory import DEFAULT_MEMORY_LENGTH, MemoryBank, MemoryBatch
 from lma_perception.models import create_model
 from lma_perception.models.memory_read import local_memory_read_blocked

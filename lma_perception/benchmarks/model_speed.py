@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from lma_perception.commands.arguments import positive_int, width_by_height
+from lma_perception.arguments import positive_int, width_by_height
 from lma_perception.memory import MemoryBank, MemoryBatch
 from lma_perception.models import create_model
 from lma_perception.runtime.device import prepare_model, resolve_device, synchronize

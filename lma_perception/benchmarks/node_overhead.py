@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lma_perception.commands.arguments import positive_int
+from lma_perception.arguments import positive_int
 from lma_perception.runtime.latency import summarize_latency
 
 GOAL_MS = 5.0

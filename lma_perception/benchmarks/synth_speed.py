@@ -21,10 +21,10 @@ from dataclasses import replace
 
 import cv2
 
-from lma_perception.commands.arguments import positive_int, width_by_height
-from lma_perception.data.degrade import KINDS, Degradation, degrade
-from lma_perception.data.synthetic import SynthConfig, generate_sequence, write_sequence
-from lma_perception.data.textures import texture_bank
+from lma_perception.arguments import positive_int, width_by_height
+from lma_perception.synthetic.degrade import KINDS, Degradation, degrade
+from lma_perception.synthetic.generator import SynthConfig, generate_sequence, write_sequence
+from lma_perception.synthetic.textures import texture_bank
 
 TARGET_FPS = 50.0
 

@@ -6,7 +6,7 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from lma_perception.commands.arguments import width_by_height
+from lma_perception.arguments import width_by_height
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +58,7 @@ def _write(args: argparse.Namespace) -> int:
 
     from lma_perception.data.cityscapes import CityscapesTree
     from lma_perception.data.rosbag import FPS, tree_frames, write_bag
-    from lma_perception.data.synthetic import load_config
+    from lma_perception.synthetic.generator import load_config
 
     tree = CityscapesTree(args.tree, args.split, cameras=args.cameras,
                           camera_name=args.camera_name,

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from lma_perception.commands.arguments import positive_int
+from lma_perception.arguments import positive_int
 
 DEFAULT_WORKDIR = Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache')) / (
     'lma_perception/demo'
@@ -45,7 +45,7 @@ def prepare_bag(workdir: Path, sequences: int) -> tuple[Path, Path]:
     """Render the synthetic test set and record it as a bag, unless already cached."""
     from lma_perception.data.cityscapes import CityscapesTree
     from lma_perception.data.rosbag import tree_frames, write_bag
-    from lma_perception.data.synthetic import SynthConfig, write_dataset
+    from lma_perception.synthetic.generator import SynthConfig, write_dataset
 
     tree = workdir / f'synth_{sequences}'
     bag = workdir / f'synth_{sequences}.bag'

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lma_perception.commands.arguments import positive_int
+from lma_perception.arguments import positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

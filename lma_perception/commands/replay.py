@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lma_perception.ros.playback_args import add_arguments, playback_options
+from lma_perception.ros.playback_options import add_arguments, playback_options
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

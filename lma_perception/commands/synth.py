@@ -7,7 +7,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from lma_perception.commands.arguments import width_by_height
+from lma_perception.arguments import width_by_height
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,7 +53,7 @@ def resolve_config(args: argparse.Namespace):
     """Defaults, then the YAML file, then the flags given."""
     import yaml
 
-    from lma_perception.data.synthetic import SynthConfig
+    from lma_perception.synthetic.generator import SynthConfig
 
     values: dict = {}
     if args.config is not None:
@@ -78,7 +78,7 @@ def resolve_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from lma_perception.data.synthetic import write_dataset
+    from lma_perception.synthetic.generator import write_dataset
 
     try:
         config = resolve_config(args)

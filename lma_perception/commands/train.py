@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lma_perception.commands.arguments import positive_int
+from lma_perception.arguments import positive_int
 
 EPILOG = """examples:
   # stage 1: ERFNet on a Cityscapes-style tree (real or `lma-perception synth` output)

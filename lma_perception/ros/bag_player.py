@@ -28,35 +28,13 @@ from rclpy.utilities import remove_ros_args
 from rosbags.rosbag2 import Reader, ReaderError
 from rosgraph_msgs.msg import Clock
 
-from lma_perception.ros.playback_args import add_arguments, playback_options
+from lma_perception.ros.playback_options import PlaybackOptions, add_arguments, playback_options
 
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class ReplayError(RuntimeError):
     """The bag cannot be played: unreadable, or the topics asked for are not in it."""
-
-
-@dataclass(frozen=True)
-class PlaybackOptions:
-    """How to play a bag."""
-
-    rate: float = 1.0  # playback speed factor: 2.0 plays twice as fast as recorded
-    loop: bool = False
-    clock: bool = False  # publish /clock with the bag's time
-    clock_hz: float = 40.0  # /clock messages per second of wall time, between messages too
-    topics: tuple[str, ...] = ()  # empty: every topic
-    wait_for_subscribers_s: float = 0.0  # before starting, wait for a subscriber on each topic
-    qos_depth: int = 10
-
-    def __post_init__(self) -> None:
-        """Reject values that cannot be played."""
-        if not self.rate > 0:
-            raise ValueError(f'rate must be > 0, got {self.rate}')
-        if not self.clock_hz > 0:
-            raise ValueError(f'clock_hz must be > 0, got {self.clock_hz}')
-        if self.qos_depth < 1:
-            raise ValueError(f'qos_depth must be ≥ 1, got {self.qos_depth}')
 
 
 @dataclass

@@ -22,8 +22,9 @@ from rclpy.parameter import Parameter
 from lma_perception.eval.live_report import CameraReport, LiveEvalReport
 from lma_perception.eval.metrics import ConfusionMatrix
 from lma_perception.labels import CLASS_NAMES
-from lma_perception.ros.bag_player import BagPlayer, PlaybackOptions, ReplayError
+from lma_perception.ros.bag_player import BagPlayer, ReplayError
 from lma_perception.ros.label_listener import GROUND_TRUTH_SUFFIX, IMAGE_SUFFIX, LabelListener
+from lma_perception.ros.playback_options import PlaybackOptions
 from lma_perception.ros.segment_node import SegmentNode
 from lma_perception.ros.spinning import BackgroundSpinner
 from lma_perception.runtime.engine import SegmentationEngine

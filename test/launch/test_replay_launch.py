@@ -16,7 +16,7 @@ from launch_probe import labels_for  # noqa: E402
 
 from lma_perception.data.cityscapes import CityscapesTree  # noqa: E402
 from lma_perception.data.rosbag import tree_frames, write_bag  # noqa: E402
-from lma_perception.data.synthetic import SynthConfig, write_dataset  # noqa: E402
+from lma_perception.synthetic.generator import SynthConfig, write_dataset  # noqa: E402
 
 LAUNCH = Path(__file__).resolve().parents[2] / 'launch'
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lma_perception.data.textures import SIZE, Texture
 from lma_perception.labels import LABEL_BY_NAME
+from lma_perception.synthetic.textures import SIZE, Texture
 
 UP = np.array([0.0, 1.0, 0.0])
 DOWN = -UP

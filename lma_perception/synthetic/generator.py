@@ -40,11 +40,11 @@ import cv2
 import numpy as np
 
 from lma_perception.data.cityscapes import frame_stem, sequence_info_file
-from lma_perception.data.degrade import KINDS, Degradation, DegradationPlan, degrade
-from lma_perception.data.render import Intrinsics, Renderer
-from lma_perception.data.scene import RIG, build_world
-from lma_perception.data.textures import texture_bank
 from lma_perception.labels import ID_TO_TRAIN_ID, colorize_ids
+from lma_perception.synthetic.degrade import KINDS, Degradation, DegradationPlan, degrade
+from lma_perception.synthetic.render import Intrinsics, Renderer
+from lma_perception.synthetic.scene import RIG, build_world
+from lma_perception.synthetic.textures import texture_bank
 
 CAMERAS = tuple(RIG)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from lma_perception.data.props import (
+from lma_perception.synthetic.props import (
     Objects,
     Parts,
     PartsBuilder,
@@ -24,7 +24,7 @@ from lma_perception.data.props import (
     person_outline,
     rider_outline,
 )
-from lma_perception.data.textures import FACADE_BAY, TextureAtlas
+from lma_perception.synthetic.textures import FACADE_BAY, TextureAtlas
 
 # Cameras of the rig: yaw (degrees, + turns right) and lateral mount offset (m).
 RIG: dict[str, tuple[float, float]] = {

@@ -1,17 +1,36 @@
-"""Command-line options of bag playback, shared by `lma-perception replay` and `bag_player`.
+"""How a bag is played, and the command-line options that say so.
 
-Only argparse at import time: the `lma-perception` command line registers these options without
-loading rclpy.
+Shared by `lma-perception replay`, the `bag_player` executable and live evaluation. No rclpy
+here: the `lma-perception` command line registers these options without loading ROS.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from lma_perception.ros.bag_player import PlaybackOptions
+
+@dataclass(frozen=True)
+class PlaybackOptions:
+    """How to play a bag."""
+
+    rate: float = 1.0  # playback speed factor: 2.0 plays twice as fast as recorded
+    loop: bool = False
+    clock: bool = False  # publish /clock with the bag's time
+    clock_hz: float = 40.0  # /clock messages per second of wall time, between messages too
+    topics: tuple[str, ...] = ()  # empty: every topic
+    wait_for_subscribers_s: float = 0.0  # before starting, wait for a subscriber on each topic
+    qos_depth: int = 10
+
+    def __post_init__(self) -> None:
+        """Reject values that cannot be played."""
+        if not self.rate > 0:
+            raise ValueError(f'rate must be > 0, got {self.rate}')
+        if not self.clock_hz > 0:
+            raise ValueError(f'clock_hz must be > 0, got {self.clock_hz}')
+        if self.qos_depth < 1:
+            raise ValueError(f'qos_depth must be ≥ 1, got {self.qos_depth}')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +53,6 @@ def playback_options(args: argparse.Namespace) -> PlaybackOptions:
     Raises:
         ValueError: a value the player cannot use.
     """
-    from lma_perception.ros.bag_player import PlaybackOptions
-
     return PlaybackOptions(
         rate=args.rate,
         loop=args.loop,

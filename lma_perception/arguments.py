@@ -1,4 +1,4 @@
-"""Value parsers shared by the sub-commands' options (argparse `type=` functions)."""
+"""Value parsers shared by the command-line options of the commands and benchmarks."""
 
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lma_perception.data.props import label_id
-from lma_perception.data.scene import (
+from lma_perception.synthetic.props import label_id
+from lma_perception.synthetic.scene import (
     ASPHALT,
     GROUND_LABELS,
     LATERAL_RANGE,
@@ -32,7 +32,7 @@ from lma_perception.data.scene import (
     SIDEWALK,
     World,
 )
-from lma_perception.data.textures import LEVEL_FOOTPRINTS, LEVELS, SIZE, TextureAtlas, noise
+from lma_perception.synthetic.textures import LEVEL_FOOTPRINTS, LEVELS, SIZE, TextureAtlas, noise
 
 NEAR = 0.3  # m; geometry closer to the camera plane is clipped
 SKY, EGO_VEHICLE = label_id('sky'), label_id('ego vehicle')
