@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from lma_perception.benchmarks.model_speed import network_size
+from lma_perception.arguments import network_size, positive_float
 from lma_perception.cli import build_parser
 
 
@@ -41,7 +41,7 @@ def test_valid_values_parse_to_numbers_and_sizes():
 
 
 @pytest.mark.parametrize(('text', 'message'), [
-    ('1000x500', "sides must be positive multiples of 8, got '1000x500'"),
+    ('1000x500', r"both positive multiples of 8; got \(500, 1000\) \(from '1000x500'\)"),
     ('0x256', "sides must be positive, got '0x256'"),
     ('64', "expected WIDTHxHEIGHT, got '64'"),
 ])
@@ -49,3 +49,10 @@ def test_network_sizes_are_multiples_of_8(text, message):
     assert network_size('64x32') == (32, 64)
     with pytest.raises(argparse.ArgumentTypeError, match=message):
         network_size(text)
+
+
+@pytest.mark.parametrize('text', ['0', '-1', 'nan', 'inf', 'soon'])
+def test_positive_floats_refuse_what_is_not_a_finite_positive_number(text):
+    assert positive_float('0.5') == 0.5
+    with pytest.raises(argparse.ArgumentTypeError, match=f"expected a number > 0, got '{text}'"):
+        positive_float(text)

@@ -10,9 +10,10 @@ PACKAGE = ROOT / 'lma_perception'
 
 # Lowest first: a unit may import only units of lower layers (and its own modules).
 LAYERS = (
-    ('lma_perception', 'labels', 'codecs', 'continuity', 'arguments'),
+    ('lma_perception', 'labels', 'codecs', 'continuity'),
     ('memory',),
     ('models',),
+    ('arguments',),
     ('data',),
     ('synthetic',),
     ('runtime',),

@@ -17,20 +17,12 @@ from collections.abc import Callable
 
 import torch
 
-from lma_perception.arguments import positive_int, width_by_height
+from lma_perception.arguments import network_size, positive_int
 from lma_perception.memory import MemoryBank, MemoryBatch
 from lma_perception.models import create_model
 from lma_perception.runtime.device import prepare_model, resolve_device, synchronize
 
 DEFAULT_SIZES = ('512x256', '1024x512')
-
-
-def network_size(text: str) -> tuple[int, int]:
-    """'WIDTHxHEIGHT' → (height, width), both positive multiples of 8: a network input size."""
-    width, height = width_by_height(text)
-    if width % 8 or height % 8:
-        raise argparse.ArgumentTypeError(f'sides must be positive multiples of 8, got {text!r}')
-    return height, width
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

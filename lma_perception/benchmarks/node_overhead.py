@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lma_perception.arguments import positive_int
+from lma_perception.arguments import network_size, positive_int, width_by_height
 from lma_perception.runtime.latency import summarize_latency
 
 GOAL_MS = 5.0
@@ -62,10 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='duration of each throughput case')
     parser.add_argument('--cameras', type=positive_int, nargs='+', default=[1, 3, 8],
                         help='camera counts for the throughput cases')
-    parser.add_argument('--size', type=positive_int, nargs=2, default=[1024, 2048],
-                        metavar=('HEIGHT', 'WIDTH'), help='camera image size')
-    parser.add_argument('--network-size', type=positive_int, nargs=2, default=[512, 1024],
-                        metavar=('HEIGHT', 'WIDTH'), help='network input size')
+    parser.add_argument('--size', type=width_by_height, default=(2048, 1024), metavar='WxH',
+                        help='camera image size (default 2048x1024)')
+    parser.add_argument('--network-size', type=network_size, default=(512, 1024),
+                        metavar='WxH', help='network input size (default 1024x512)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
 
 
@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
 
     from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
 
-    height, width = args.size
+    width, height = args.size
     engine = SegmentationEngine(
         TrivialSegmenter(),
         EngineConfig(device=args.device, input_size=tuple(args.network_size)),

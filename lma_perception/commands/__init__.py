@@ -1,0 +1,19 @@
+"""The sub-commands of `lma-perception`: each module has `add_parser(subparsers)` and `run(args)`.
+
+Exit status: 0 success, 1 for a user error (a missing file, data or weights that cannot be used),
+2 for a usage error (an option value that makes no sense; argparse exits 2 for its own as well).
+Every error is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+
+USER_ERROR = 1
+USAGE_ERROR = 2
+
+
+def fail(message: str, status: int = USER_ERROR) -> int:
+    """Print one error line on stderr and return the exit status to end with."""
+    print(f'lma-perception: error: {message}', file=sys.stderr)
+    return status

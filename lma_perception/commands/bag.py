@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from lma_perception.arguments import width_by_height
+from lma_perception.commands import fail
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -49,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _write(args) if args.action == 'write' else _info(args)
     except (BagError, CityscapesError) as error:
-        print(f'lma-perception bag: error: {error}')
-        return 1
+        return fail(str(error))
 
 
 def _write(args: argparse.Namespace) -> int:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
-from lma_perception.arguments import positive_int
+from lma_perception.arguments import positive_float, positive_int
+from lma_perception.commands import fail
 
 DEFAULT_WORKDIR = Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache')) / (
     'lma_perception/demo'
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='30-frame sequences per camera (default %(default)s)')
     parser.add_argument('--weights', help='checkpoint (default: the shipped weights)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--rate', type=float, default=1.0, help='playback speed factor')
+    parser.add_argument('--rate', type=positive_float, default=1.0, help='playback speed factor')
     parser.set_defaults(run=run)
 
 
@@ -70,9 +70,6 @@ def run(args: argparse.Namespace) -> int:
     from lma_perception.ros.segment_node import SetupError
     from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
 
-    if args.sequences < 1 or not args.rate > 0:
-        print('error: --sequences must be >= 1 and --rate > 0', file=sys.stderr)
-        return 2
     tree, bag = prepare_bag(args.workdir, args.sequences)
 
     print('\n== live: bag → segmentation node → labels, over ROS 2 topics ==')
@@ -83,16 +80,14 @@ def run(args: argparse.Namespace) -> int:
         live = run_live_eval(bag, LiveEvalOptions(rate=args.rate, use_sim_time=True,
                                                   parameters=tuple(parameters)))
     except (ReplayError, SetupError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+        return fail(str(error))
     print(live.summary())
 
     print('\n== offline: the same frames, LMA against the single-frame model ==')
     try:
         engine = SegmentationEngine.from_checkpoint(args.weights, EngineConfig(device=args.device))
     except ValueError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+        return fail(str(error))
     frames, dataset = open_dataset(tree, split=SPLIT)
     result = evaluate(engine, frames, dataset, compare_single_frame=True)
     result.engine['weights'] = args.weights or 'shipped'

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from lma_perception.arguments import positive_int
+from lma_perception.arguments import network_size, positive_int
+from lma_perception.commands import fail
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='checkpoint file (default: the weights shipped with the package)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--precision', default='fp32', help='fp32, fp16 or bf16 (CUDA only)')
-    parser.add_argument('--input-size', nargs=2, type=positive_int, metavar=('HEIGHT', 'WIDTH'),
+    parser.add_argument('--input-size', type=network_size, metavar='WxH',
                         help="network input size (default: the checkpoint's training size)")
     parser.add_argument('--memory-length', type=positive_int, metavar='T',
                         help="frames held in each camera memory (default: the engine's, 4)")
@@ -48,11 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.path.exists():
-        print(f'error: {args.path} does not exist', file=sys.stderr)
-        return 2
+        return fail(f'{args.path} does not exist')
     if args.weights is not None and not args.weights.is_file():
-        print(f'error: no checkpoint file {args.weights}', file=sys.stderr)
-        return 2
+        return fail(f'no checkpoint file {args.weights}')
 
     from tqdm import tqdm
 
@@ -73,13 +72,12 @@ def run(args: argparse.Namespace) -> int:
                   'write_threshold': args.write_threshold}
         config = EngineConfig(
             device=args.device, precision=args.precision,
-            input_size=None if args.input_size is None else tuple(args.input_size),
+            input_size=args.input_size,
             **{name: value for name, value in chosen.items() if value is not None},
         )
         engine = SegmentationEngine.from_checkpoint(args.weights, config)
     except (DatasetError, ValueError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+        return fail(str(error))
     if not engine.uses_memory:
         print('note: the checkpoint has no memory module; the LMA path is single-frame too',
               file=sys.stderr)
@@ -91,8 +89,7 @@ def run(args: argparse.Namespace) -> int:
                 dump_predictions=args.dump_predictions, progress=lambda _: bar.update(),
             )
         except (DatasetError, OSError) as error:
-            print(f'error: {error}', file=sys.stderr)
-            return 1
+            return fail(str(error))
     result.engine['weights'] = str(args.weights) if args.weights else 'shipped'
     metrics = result.to_dict()
     print(describe_dataset(metrics['dataset']))

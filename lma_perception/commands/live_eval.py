@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from lma_perception.arguments import positive_float
+from lma_perception.commands import fail
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='node parameter YAML (cameras and topics come from the bag)')
     parser.add_argument('--weights', help='checkpoint (default: the shipped weights)')
     parser.add_argument('--device', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--rate', type=float, default=1.0, help='playback speed factor')
+    parser.add_argument('--rate', type=positive_float, default=1.0, help='playback speed factor')
     parser.add_argument('--use-sim-time', action='store_true',
                         help='publish /clock from the bag and run the node on it')
     parser.add_argument('--json', type=Path, metavar='FILE', help='also write the report here')
@@ -33,11 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     for params_file in args.params_file:
         if not params_file.is_file():
-            print(f'error: no parameter file {params_file}', file=sys.stderr)
-            return 2
-    if not args.rate > 0:
-        print(f'error: --rate must be > 0, got {args.rate}', file=sys.stderr)
-        return 2
+            return fail(f'no parameter file {params_file}')
 
     from rclpy.parameter import Parameter
 
@@ -59,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = run_live_eval(args.bag, options)
     except (ReplayError, SetupError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+        return fail(str(error))
     print(report.summary())
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

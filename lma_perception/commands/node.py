@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from lma_perception.commands import fail
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +30,7 @@ def run(args: argparse.Namespace) -> int:
     ros_args = []
     for params_file in args.params_file:
         if not params_file.is_file():
-            print(f'error: no parameter file {params_file}', file=sys.stderr)
-            return 2
+            return fail(f'no parameter file {params_file}')
         ros_args += ['--params-file', str(params_file)]
     if args.use_sim_time:
         ros_args += ['-p', 'use_sim_time:=true']

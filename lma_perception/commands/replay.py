@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from lma_perception.commands import USAGE_ERROR, fail
 from lma_perception.ros.playback_options import add_arguments, playback_options
 
 
@@ -25,6 +25,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         options = playback_options(args)
     except ValueError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return fail(str(error), USAGE_ERROR)
     return play_bag(args.bag, options)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from lma_perception.commands import fail
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -44,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         rig = load_rig(args.rig_file)
     except RigError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return fail(str(error))
     if not args.per_camera:
         from lma_perception.ros.segment_node import main
 

@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from lma_perception.arguments import width_by_height
+from lma_perception.commands import USAGE_ERROR, fail
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -85,16 +86,14 @@ def run(args: argparse.Namespace) -> int:
         if args.sequences < 1 or args.jobs < 1:
             raise ValueError('--sequences and --jobs must be >= 1')
     except (ValueError, argparse.ArgumentTypeError) as error:
-        print(f'lma-perception synth: error: {error}')
-        return 2
+        return fail(str(error), USAGE_ERROR)
     started = time.perf_counter()
     with tqdm(total=args.sequences, unit='seq', disable=None) as bar:
         try:
             write_dataset(args.out, config, args.split, args.sequences, start=args.start,
                           jobs=args.jobs, progress=bar.update)
         except (ValueError, OSError) as error:
-            print(f'lma-perception synth: error: {error}')
-            return 1
+            return fail(str(error))
     seconds = time.perf_counter() - started
     frames = args.sequences * config.frames * len(config.cameras)
     print(f'wrote {args.sequences} sequences × {config.frames} frames × {len(config.cameras)} '

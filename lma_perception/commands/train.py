@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from lma_perception.arguments import positive_int
+from lma_perception.commands import USAGE_ERROR, fail
 
 EPILOG = """examples:
   # stage 1: ERFNet on a Cityscapes-style tree (real or `lma-perception synth` output)
@@ -69,11 +69,9 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig.from_sources(args.config, options)
         result = Trainer(config).fit(resume=args.resume)
     except (ValueError, FileNotFoundError, CityscapesError, CheckpointError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return fail(str(error))
     except TypeError as error:  # a required option missing from both YAML and flags
-        print(f'error: missing training option: {error}', file=sys.stderr)
-        return 2
+        return fail(f'missing training option: {error}', USAGE_ERROR)
     print(f'best validation mIoU {100 * result.best_miou:.2f} after {result.epochs_run} epochs: '
           f'{result.best_checkpoint}')
     return 0

@@ -10,6 +10,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from lma_perception.arguments import positive_float
+
 
 @dataclass(frozen=True)
 class PlaybackOptions:
@@ -36,7 +38,7 @@ class PlaybackOptions:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the playback arguments."""
     parser.add_argument('bag', type=Path, help='rosbag2 directory')
-    parser.add_argument('--rate', type=float, default=1.0,
+    parser.add_argument('--rate', type=positive_float, default=1.0,
                         help='speed factor: 2 plays twice as fast as recorded (default 1)')
     parser.add_argument('--loop', action='store_true', help='start again at the end')
     parser.add_argument('--clock', action='store_true',
