@@ -177,4 +177,4 @@ def test_bag_player_executable_rejects_a_bad_rate(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(['bag_player', str(tmp_path), '--rate', '0'])
     assert exit_info.value.code == 2
-    assert 'rate must be > 0' in capsys.readouterr().err
+    assert "expected a number > 0, got '0'" in capsys.readouterr().err

@@ -204,7 +204,7 @@ def test_command_line(tree, tmp_path, capsys):
         'eval', str(tree), '--weights', str(weights), '--device', 'cpu', '--memory-length', '2',
         '--compare-single-frame', '--max-sequences', '1', '--report', str(tmp_path / 'report'),
         '--dump-predictions', str(tmp_path / 'dump'), '--write-policy', 'adaptive',
-        '--write-threshold', '0.5', '--input-size', '16', '32',
+        '--write-threshold', '0.5', '--input-size', '32x16',
     ])
     out = capsys.readouterr().out
     assert code == 0
@@ -223,13 +223,12 @@ def test_command_line(tree, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(('arguments', 'code', 'message'), [
-    (['{missing}'], 2, 'does not exist'),
-    (['{tree}', '--weights', '{missing}'], 2, 'no checkpoint file'),
+    (['{missing}'], 1, 'does not exist'),
+    (['{tree}', '--weights', '{missing}'], 1, 'no checkpoint file'),
     (['{tree}', '--weights', '{corrupt}'], 1, 'corrupt.safetensors'),
     (['{tree}', '--split', 'test'], 1, "no images of split 'test'"),
     (['{empty}'], 1, 'not a Cityscapes tree'),
     (['{tree}', '--weights', '{weights}', '--device', 'tpu'], 1, 'unknown device'),
-    (['{tree}', '--weights', '{weights}', '--input-size', '20', '30'], 1, 'multiples of 8'),
     (['{tree}', '--weights', '{weights}', '--write-threshold', '3'], 1, 'cosine distance'),
 ])
 def test_command_line_errors(tree, tmp_path, capsys, arguments, code, message):
@@ -242,15 +241,18 @@ def test_command_line_errors(tree, tmp_path, capsys, arguments, code, message):
         save_checkpoint(paths['weights'], _model(), input_size=NETWORK_SIZE)
     assert main(['eval', *(a.format(**paths) for a in arguments)]) == code
     error = capsys.readouterr().err
-    assert error.startswith('error: ') and message in error
+    assert error.startswith('lma-perception: error: ') and message in error
     assert 'Traceback' not in error
 
 
 def test_bad_numbers_are_argument_errors(tree, capsys):
-    for arguments in (['--input-size', '256', 'wide'], ['--max-sequences', '0']):
-        with pytest.raises(SystemExit):
+    for arguments, message in ((['--input-size', '256xwide'], 'expected WIDTHxHEIGHT'),
+                               (['--input-size', '30x20'], 'both positive multiples of 8'),
+                               (['--max-sequences', '0'], 'expected a positive whole number')):
+        with pytest.raises(SystemExit) as stop:
             main(['eval', str(tree), *arguments])
-        assert 'expected a positive whole number' in capsys.readouterr().err
+        assert stop.value.code == 2
+        assert message in capsys.readouterr().err
 
 
 def test_open_dataset_rejects_a_corrupt_bag(tmp_path):

@@ -233,4 +233,4 @@ def test_cli_bag_write_and_info(tmp_path, tree, capsys):
             '/front/synthetic/degradation, 2 sequence(s)') in report
     assert '2 sequence(s)' in report
     assert main(['bag', 'info', str(tmp_path / 'missing')]) == 1
-    assert 'no bag at' in capsys.readouterr().out
+    assert 'no bag at' in capsys.readouterr().err

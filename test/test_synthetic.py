@@ -161,4 +161,4 @@ def test_cli_synth_writes_a_tiny_data_set(tmp_path, capsys):
 
 def test_cli_synth_reports_bad_settings(tmp_path, capsys):
     assert main(['synth', str(tmp_path), '--cameras', 'rear']) == 2
-    assert 'cameras must be some of' in capsys.readouterr().out
+    assert 'cameras must be some of' in capsys.readouterr().err

@@ -80,8 +80,8 @@ def test_cli_reports_bad_options_in_one_line(tiny_tree, tmp_path, capsys):
                  '--output', str(tmp_path)]) == 2
     assert "stage 'lma' needs init" in capsys.readouterr().err
     assert main(['train', '--stage', 'single', '--data', str(tmp_path / 'missing'),
-                 '--output', str(tmp_path)]) == 2
-    assert 'error:' in capsys.readouterr().err
+                 '--output', str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith('lma-perception: error: ')
 
 
 def test_fine_tuning_everything_trains_both_paths(tiny_tree, tmp_path):

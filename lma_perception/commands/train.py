@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lma_perception.arguments import positive_int
+from lma_perception.arguments import network_size, positive_int
 from lma_perception.commands import USAGE_ERROR, fail
 
 EPILOG = """examples:
@@ -32,8 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--train-split', dest='train_split')
     parser.add_argument('--val-split', dest='val_split')
     parser.add_argument('--cameras', nargs='+', help='cameras of a multi-camera tree to use')
-    parser.add_argument('--input-size', dest='input_size', nargs=2, type=positive_int,
-                        metavar=('HEIGHT', 'WIDTH'), help='working resolution (default 512 1024)')
+    parser.add_argument('--input-size', dest='input_size', type=network_size, metavar='WxH',
+                        help='working resolution (default 1024x512)')
     parser.add_argument('--dense-labels', dest='dense_labels', action='store_true', default=None,
                         help='also train on every frame that has dense ground truth')
     parser.add_argument('--epochs', type=positive_int)
@@ -67,11 +67,14 @@ def run(args: argparse.Namespace) -> int:
                                                                    'command')}
     try:
         config = TrainConfig.from_sources(args.config, options)
+    except (ValueError, FileNotFoundError) as error:
+        return fail(str(error), USAGE_ERROR)
+    except TypeError as error:  # a required option missing from both YAML and flags
+        return fail(f'missing training option: {error}', USAGE_ERROR)
+    try:
         result = Trainer(config).fit(resume=args.resume)
     except (ValueError, FileNotFoundError, CityscapesError, CheckpointError) as error:
         return fail(str(error))
-    except TypeError as error:  # a required option missing from both YAML and flags
-        return fail(f'missing training option: {error}', USAGE_ERROR)
     print(f'best validation mIoU {100 * result.best_miou:.2f} after {result.epochs_run} epochs: '
           f'{result.best_checkpoint}')
     return 0

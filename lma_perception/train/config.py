@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from lma_perception.models.erfnet import input_size_problem
+
 STAGES = ('single', 'lma')
 
 
@@ -55,9 +57,9 @@ class TrainConfig:
             problems.append(f'stage must be one of {", ".join(STAGES)}, got {self.stage!r}')
         if self.stage == 'lma' and not self.init:
             problems.append("stage 'lma' needs init: a stage-1 checkpoint to start from")
-        height, width = self.input_size
-        if height <= 0 or width <= 0 or height % 8 or width % 8:
-            problems.append(f'input_size must be positive multiples of 8, got {self.input_size}')
+        size_problem = input_size_problem(self.input_size)
+        if size_problem is not None:
+            problems.append(f'input_size: {size_problem}')
         if self.degraded_weight <= 0:
             problems.append(f'degraded_weight must be > 0, got {self.degraded_weight}')
         if self.memory_length < 1:
