@@ -2,12 +2,19 @@
 
 import pytest
 import torch
-from model_tester import check_forward_backward, check_save_load_round_trip, randomize_batchnorm
+from model_tester import (
+    GOLDEN_FILE,
+    check_forward_backward,
+    check_golden,
+    check_save_load_round_trip,
+    randomize_batchnorm,
+)
 from torch import nn
 from torch.nn.functional import interpolate, relu
 
 from lma_perception.memory import MemoryBank, MemoryBatch
-from lma_perception.models import LMAConfig, LMASegmenter, create_model
+from lma_perception.models import LMAConfig, LMASegmenter, create_model, load_checkpoint
+from lma_perception.models.checkpoint import DEFAULT_WEIGHTS
 from lma_perception.models.lma import GatedFusion, KeyValue
 
 
@@ -195,3 +202,7 @@ def test_save_load_round_trip(tmp_path):
     images = torch.rand(1, 3, 64, 128)
     with torch.no_grad():
         assert torch.equal(lma(images, memory), loaded(images, memory))
+
+
+def test_shipped_weights_reproduce_the_golden_memory_path():
+    check_golden(load_checkpoint(DEFAULT_WEIGHTS)[0], GOLDEN_FILE)
