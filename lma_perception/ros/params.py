@@ -17,7 +17,6 @@ from typing import Any
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import InvalidTopicNameException, ParameterException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.validate_topic_name import validate_topic_name
 
 from lma_perception.runtime.engine import EngineConfig
@@ -60,7 +59,7 @@ class NodeConfig:
 
 @dataclass(frozen=True)
 class _Spec:
-    default: Any  # a value, or a Parameter.Type for a parameter without default
+    default: Any  # every parameter has a value, so `ros2 param get/dump` can read it
     description: str
     check: Callable[[Any], str | None]
 
@@ -83,8 +82,14 @@ def _device(value: str) -> str | None:
     return 'expected auto, cpu, cuda or cuda:N'
 
 
-def _input_size(value: list[int] | None) -> str | None:
-    if value is None:
+# `input_size` that stands for the checkpoint's own size. A value and not an unset parameter:
+# rclpy answers a get-parameters request that names an unset one with no values at all. Not an
+# empty list either, whose type rclpy would take for a byte array.
+_CHECKPOINT_SIZE = [0, 0]
+
+
+def _input_size(value: list[int]) -> str | None:
+    if list(value) == _CHECKPOINT_SIZE:
         return None
     if len(value) != 2 or any(side <= 0 or side % 8 for side in value):
         return 'expected [height, width], both positive multiples of 8'
@@ -128,8 +133,8 @@ PARAMETERS: dict[str, _Spec] = {
         _one_of('fp32', 'fp16', 'bf16'),
     ),
     'input_size': _Spec(
-        Parameter.Type.INTEGER_ARRAY,
-        'Network input [height, width], multiples of 8; unset for the checkpoint\'s size.',
+        _CHECKPOINT_SIZE,
+        'Network input [height, width], multiples of 8; [0, 0] for the checkpoint\'s size.',
         _input_size,
     ),
     'memory_length': _Spec(
@@ -213,7 +218,7 @@ def read_config(node: Node) -> NodeConfig:
         engine = EngineConfig(
             device=values['device'],
             precision=values['precision'],
-            input_size=tuple(input_size) if input_size is not None else None,
+            input_size=None if list(input_size) == _CHECKPOINT_SIZE else tuple(input_size),
             # 0 (no memory) is `use_memory` below; the engine then never makes a memory.
             memory_length=max(values['memory_length'], 1),
             write_policy=values['write_policy'],
