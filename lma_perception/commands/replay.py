@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='play only these topics (default: all)')
     parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='SECONDS',
                         help='wait up to this long for a subscriber on every topic first')
+    parser.add_argument('--wait-topics', nargs='+', default=(), metavar='TOPIC',
+                        help='wait only for subscribers on these topics (those in the bag)')
 
 
 def playback_options(args: argparse.Namespace) -> PlaybackOptions:
@@ -46,6 +48,7 @@ def playback_options(args: argparse.Namespace) -> PlaybackOptions:
         clock=args.clock,
         topics=tuple(args.topics),
         wait_for_subscribers_s=args.wait_for_subscribers,
+        wait_topics=tuple(args.wait_topics),
     )
 
 
