@@ -12,7 +12,7 @@ publishers have matched those subscriptions, and `ros2 bag play` is given a seco
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 from launch import Action, LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, Shutdown
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
@@ -64,9 +64,8 @@ def generate_launch_description() -> LaunchDescription:
                               description='node parameters (cameras of the bag)'),
         DeclareLaunchArgument('rviz', default_value='false', description='open RViz'),
         rviz(use_sim_time=True),
-        # Without the node there is nothing to replay into: its exit ends the launch.
         Node(package='lma_perception', executable='segment_node', name='segment_node',
              parameters=[LaunchConfiguration('params_file'), {'use_sim_time': True}],
-             output='screen', on_exit=Shutdown(reason='segment_node exited')),
+             output='screen'),
         OpaqueFunction(function=player),
     ])

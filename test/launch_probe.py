@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -13,6 +14,9 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from lma_perception.data.cityscapes import CityscapesTree
+from lma_perception.data.rosbag import tree_frames, write_bag
+from lma_perception.data.synthetic import SynthConfig, write_dataset
 from lma_perception.ros.spinning import BackgroundSpinner
 
 QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -90,3 +94,15 @@ class LabelRecorder:
         self._spinner.stop()
         self._node.destroy_node()
         self._context.try_shutdown()
+
+
+def short_bag(folder: Path, frames: int = 4) -> tuple[Path, dict[str, set[int]]]:
+    """A bag of `frames` synthetic frames per camera, and the stamps each labels topic expects."""
+    write_dataset(folder / 'tree', SynthConfig(width=256, height=128, frames=frames,
+                                               annotated_frame=frames // 2), 'val', 1)
+    recorded = list(tree_frames(CityscapesTree(folder / 'tree', 'val')))
+    stamps: dict[str, set[int]] = {}
+    for frame in recorded:
+        stamps.setdefault(f'/{frame.camera}/labels', set()).add(frame.stamp_ns)
+    write_bag(folder / 'short.bag', recorded)
+    return folder / 'short.bag', stamps

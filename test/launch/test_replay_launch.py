@@ -17,33 +17,16 @@ pytest.importorskip('launch_ros', reason='launch_ros is not installed')
 from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-from launch_probe import LabelRecorder, use_own_domain  # noqa: E402
-
-from lma_perception.data.cityscapes import CityscapesTree  # noqa: E402
-from lma_perception.data.rosbag import tree_frames, write_bag  # noqa: E402
-from lma_perception.data.synthetic import SynthConfig, write_dataset  # noqa: E402
+from launch_probe import LabelRecorder, short_bag, use_own_domain  # noqa: E402
 
 LAUNCH = Path(__file__).resolve().parents[2] / 'launch'
 RATE = '0.05'  # 4 frames at 17 Hz take about 3.5 s
 
 
-def synthetic_bag() -> tuple[Path, dict[str, set[int]]]:
-    """A bag of 4 frames per camera, and the stamps of each camera's frames."""
-    folder = Path(tempfile.mkdtemp(prefix='lma_replay_launch_'))
-    write_dataset(folder / 'tree', SynthConfig(width=256, height=128, frames=4,
-                                               annotated_frame=2), 'val', 1)
-    frames = list(tree_frames(CityscapesTree(folder / 'tree', 'val')))
-    stamps: dict[str, set[int]] = {}
-    for frame in frames:
-        stamps.setdefault(f'/{frame.camera}/labels', set()).add(frame.stamp_ns)
-    write_bag(folder / 'synth.bag', frames)
-    return folder / 'synth.bag', stamps
-
-
 @pytest.mark.launch_test
 def generate_test_description():
     use_own_domain()
-    bag, stamps = synthetic_bag()
+    bag, stamps = short_bag(Path(tempfile.mkdtemp(prefix='lma_replay_launch_')))
     recorder = LabelRecorder(sorted(stamps))
     replay = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(LAUNCH / 'replay.launch.py')),
