@@ -17,8 +17,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from lma_perception.rig import load_rig
-from lma_perception.ros.launch_actions import after_subscribed, input_topics, rviz
+from lma_perception.rig import input_topics, load_rig
+from lma_perception.ros.launch_actions import after_subscribed, rviz
 
 # How long the package's player waits for its publishers to match the node's subscriptions,
 # which are already on the graph when it starts.

@@ -50,15 +50,6 @@ def _rviz(context: LaunchContext, use_sim_time: Any) -> list[Node]:
                  parameters=[{'use_sim_time': use_sim_time}])]
 
 
-def input_topics(rig: dict[str, Any]) -> list[str]:
-    """Return the absolute image topics a node in the root namespace reads for `rig`."""
-    topics = []
-    for camera in rig['cameras']:
-        topic = (rig.get(camera) or {}).get('image_topic', f'{camera}/image')
-        topics.append(topic if topic.startswith('/') else f'/{topic}')
-    return topics
-
-
 class _Subscribed(Event):
     name = 'lma_perception.events.Subscribed'
 
