@@ -40,8 +40,9 @@ $(VENV)/.installed: $(VENV)/.requirements $(if $(ROS_TOOLS_WHEELS),$(VENV)/.ros-
 demo: setup
 	$(BIN)/lma-perception demo
 
+# -rs: say why a test skipped (no ROS launch tools, no GPU).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
 bench: setup
 	$(BIN)/lma-perception bench model
