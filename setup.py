@@ -33,7 +33,9 @@ setup(
         'tqdm>=4.60',
     ],
     zip_safe=True,
-    tests_require=['pytest'],
+    # `colcon test` runs pytest only for a package that declares it; setuptools 72 and later no
+    # longer know `tests_require`, so without this colcon falls back to unittest and runs nothing.
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'lma-perception = lma_perception.cli:main',

@@ -10,12 +10,12 @@ per camera instead (one model each: more memory, no batching).
 
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from lma_perception.rig import camera_parameters, load_rig
+from lma_perception.ros.launch_actions import rviz
 
 
 def segment_nodes(context: LaunchContext) -> list[Node]:
@@ -50,9 +50,6 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('device', default_value='auto', description='auto, cpu, cuda'),
         DeclareLaunchArgument('use_sim_time', default_value='false'),
         DeclareLaunchArgument('rviz', default_value='false', description='open RViz'),
+        rviz(use_sim_time=LaunchConfiguration('use_sim_time')),
         OpaqueFunction(function=segment_nodes),
-        Node(package='rviz2', executable='rviz2',
-             arguments=['-d', PathJoinSubstitution([share, 'config', 'lma.rviz'])],
-             parameters=[{'use_sim_time': LaunchConfiguration('use_sim_time')}],
-             condition=IfCondition(LaunchConfiguration('rviz'))),
     ])

@@ -7,18 +7,20 @@ Outputs appear under <namespace>/<camera>/: labels, color_mask, overlay (and con
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from lma_perception.ros.launch_actions import rviz
 
 
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare('lma_perception')
     camera = LaunchConfiguration('camera')
     arguments = [
-        DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',
+        # The topic of config/segment.yaml and config/lma.rviz.
+        DeclareLaunchArgument('image_topic', default_value='/camera/image',
                               description='sensor_msgs/Image topic to segment'),
         DeclareLaunchArgument('camera', default_value='camera',
                               description='camera name: the namespace of its outputs'),
@@ -51,11 +53,5 @@ def generate_launch_description() -> LaunchDescription:
         ],
         output='screen',
     )
-    rviz = Node(
-        package='rviz2',
-        executable='rviz2',
-        arguments=['-d', PathJoinSubstitution([share, 'config', 'lma.rviz'])],
-        parameters=[{'use_sim_time': LaunchConfiguration('use_sim_time')}],
-        condition=IfCondition(LaunchConfiguration('rviz')),
-    )
-    return LaunchDescription([*arguments, segment, rviz])
+    return LaunchDescription([
+        *arguments, rviz(use_sim_time=LaunchConfiguration('use_sim_time')), segment])

@@ -40,3 +40,15 @@ def camera_parameters(rig: dict[str, Any], camera: str) -> dict[str, Any]:
     parameters['cameras'] = [camera]
     parameters['max_batch_size'] = 1
     return parameters
+
+
+def input_topics(rig: dict[str, Any]) -> list[str]:
+    """Return the absolute image topics of the rig's cameras, for a node in the root namespace.
+
+    A camera without `<camera>.image_topic` reads `<camera>/image`, the node's default.
+    """
+    topics = []
+    for camera in rig['cameras']:
+        topic = (rig.get(camera) or {}).get('image_topic', f'{camera}/image')
+        topics.append(topic if topic.startswith('/') else f'/{topic}')
+    return topics

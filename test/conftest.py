@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,6 +12,22 @@ import pytest
 
 # Before any rclpy import: DDS discovery stays on this machine.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+
+
+def _add_this_environment_to_the_ament_prefixes() -> None:
+    """Let launch files and `ros2 launch` find a pip install of the package (`make setup`).
+
+    ROS tools find packages through the ament index of the prefixes on AMENT_PREFIX_PATH; a
+    sourced workspace that has the package already (a colcon install) comes first and stays so.
+    """
+    marker = Path('share', 'ament_index', 'resource_index', 'packages', 'lma_perception')
+    prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    if (Path(sys.prefix) / marker).exists() and not any((Path(p) / marker).exists()
+                                                         for p in prefixes):
+        os.environ['AMENT_PREFIX_PATH'] = os.pathsep.join([sys.prefix, *prefixes])
+
+
+_add_this_environment_to_the_ament_prefixes()
 
 # Domains 1..232 are valid for Fast DDS. Test runs on one machine (several checkouts, CI next to
 # a developer) must never share one: each id is reserved with an exclusive lock on a file, held

@@ -178,3 +178,18 @@ def test_bag_player_executable_rejects_a_bad_rate(tmp_path, capsys):
         main(['bag_player', str(tmp_path), '--rate', '0'])
     assert exit_info.value.code == 2
     assert "expected a number > 0, got '0'" in capsys.readouterr().err
+
+
+def test_waits_only_for_the_topics_it_is_told_to(ros_context, tmp_path):
+    bag = _write_bag(tmp_path / 'bag')
+    listener = Node('image_listener', context=ros_context)
+    listener.create_subscription(Image, '/cam/image_raw', lambda msg: None, QOS)
+    every_topic = BagPlayer(bag, PlaybackOptions(), context=ros_context)
+    # A topic that is not played (/other/image_raw) is not waited for.
+    images_only = BagPlayer(bag, PlaybackOptions(
+        wait_topics=('/cam/image_raw', '/other/image_raw')), context=ros_context)
+
+    assert images_only.wait_for_subscribers(30.0) == []
+    assert every_topic.wait_for_subscribers(0.5) == ['/cam/note']
+    for node in (every_topic, images_only, listener):
+        node.destroy_node()

@@ -6,6 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
+
+from lma_perception.data.rosbag import image_topic
+from lma_perception.rig import input_topics, load_rig
+from lma_perception.synthetic.generator import CAMERAS
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
@@ -66,3 +71,48 @@ def test_launch_description_builds(path):
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     assert description.entities
+
+
+def argument_defaults(path: Path) -> dict[str, str]:
+    """The literal default of every DeclareLaunchArgument in a launch file."""
+    defaults = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'DeclareLaunchArgument'
+                and isinstance(node.args[0], ast.Constant)):
+            for keyword in node.keywords:
+                if keyword.arg == 'default_value' and isinstance(keyword.value, ast.Constant):
+                    defaults[node.args[0].value] = keyword.value.value
+    return defaults
+
+
+def config_input_topics(name: str) -> dict[str, str]:
+    """Camera → absolute input topic of a node parameter file in config/."""
+    rig = load_rig(ROOT / 'config' / name)
+    return dict(zip(rig['cameras'], input_topics(rig), strict=True))
+
+
+def rviz_topics() -> set[str]:
+    config = yaml.safe_load((ROOT / 'config' / 'lma.rviz').read_text())
+    return {display['Topic']['Value'] for display in config['Visualization Manager']['Displays']
+            if display['Class'] == 'rviz_default_plugins/Image'}
+
+
+def test_segment_launch_defaults_are_those_of_its_config():
+    defaults = argument_defaults(ROOT / 'launch' / 'segment.launch.py')
+    assert config_input_topics('segment.yaml') == {defaults['camera']: defaults['image_topic']}
+
+
+def test_rig_and_replay_default_to_the_cameras_and_topics_of_written_bags():
+    for launch_file in ('rig.launch.py', 'replay.launch.py'):
+        tree = ast.parse((ROOT / 'launch' / launch_file).read_text())
+        assert config_files_named(tree) == ['rig_front3.yaml'], launch_file
+    assert config_input_topics('rig_front3.yaml') == {
+        camera: image_topic(camera) for camera in CAMERAS}
+
+
+def test_rviz_shows_every_camera_of_the_configs():
+    expected = set()
+    for name in ('segment.yaml', 'rig_front3.yaml'):
+        for camera, topic in config_input_topics(name).items():
+            expected |= {topic, f'/{camera}/overlay', f'/{camera}/color_mask'}
+    assert rviz_topics() == expected

@@ -94,10 +94,15 @@ class BagPlayer(Node):
         return {c.topic: c.msgtype for c in self._connections}
 
     def wait_for_subscribers(self, timeout_s: float) -> list[str]:
-        """Wait until every played topic has a subscriber; return those still without one."""
+        """Wait until every played topic (of `wait_topics`, if given) has a subscriber.
+
+        Returns the topics still without one.
+        """
+        waited = {topic: publisher for topic, publisher in self._topic_publishers.items()
+                  if not self._options.wait_topics or topic in self._options.wait_topics}
         deadline = time.monotonic() + timeout_s
         while True:
-            lonely = [topic for topic, publisher in self._topic_publishers.items()
+            lonely = [topic for topic, publisher in waited.items()
                       if publisher.get_subscription_count() == 0]
             if not lonely or time.monotonic() >= deadline:
                 return lonely

@@ -27,6 +27,7 @@ from rclpy.validate_topic_name import validate_topic_name
 
 from lma_perception.continuity import SEQUENCE_BOUNDARY_S
 from lma_perception.memory import MAX_MEMORY_LENGTH, WRITE_POLICIES, WRITE_THRESHOLD_RANGE
+from lma_perception.models.erfnet import input_size_problem
 from lma_perception.runtime.device import DEVICE_FORMS, PRECISIONS
 from lma_perception.runtime.engine import OUTPUT_SIZES, EngineConfig
 
@@ -96,16 +97,19 @@ class _Spec:
     options: tuple[str, ...] = ()
     bounds: _Range | None = None
     check: Callable[[Any], str | None] | None = None
-    # An empty list default gives rclpy no element type: such a parameter takes any type and
-    # its check tells (declaring it without a value instead breaks `ros2 param dump`).
-    dynamic: bool = False
 
 
-def _integer_list(value: Any) -> str | None:
-    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
-                                       for v in value):
+# `input_size` that stands for the checkpoint's own size. A value and not an unset parameter:
+# rclpy answers a get-parameters request that names an unset one with no values at all. Not an
+# empty list either, whose type rclpy would take for a byte array.
+CHECKPOINT_SIZE = (0, 0)
+
+
+def _input_size(value: list[int]) -> str | None:
+    if tuple(value) == CHECKPOINT_SIZE:
         return None
-    return 'expected a list of integers'
+    problem = input_size_problem(value)
+    return None if problem is None else f'expected [height, width]: {problem}'
 
 
 def _cameras(value: list[str]) -> str | None:
@@ -136,10 +140,10 @@ PARAMETERS: dict[str, _Spec] = {
         options=tuple(PRECISIONS),
     ),
     'input_size': _Spec(
-        [],
-        'Network input [height, width], multiples of 8; empty for the checkpoint\'s size.',
-        check=_integer_list,
-        dynamic=True,
+        list(CHECKPOINT_SIZE),
+        f'Network input [height, width], multiples of 8; {list(CHECKPOINT_SIZE)} for the '
+        'checkpoint\'s size.',
+        check=_input_size,
     ),
     'memory_length': _Spec(
         _DEFAULT_ENGINE.memory_length,
@@ -222,7 +226,8 @@ def read_config(node: Node) -> NodeConfig:
         engine = EngineConfig(
             device=values['device'],
             precision=values['precision'],
-            input_size=tuple(values['input_size']) or None,
+            input_size=None if tuple(values['input_size']) == CHECKPOINT_SIZE
+            else tuple(values['input_size']),
             memory_length=values['memory_length'],
             write_policy=values['write_policy'],
             write_threshold=values['write_threshold'],
@@ -265,7 +270,7 @@ def _declare(node: Node, name: str, spec: _Spec) -> Any:
     if spec.options:
         extra['additional_constraints'] = f'one of: {", ".join(spec.options)}'
     descriptor = ParameterDescriptor(
-        description=spec.description, read_only=True, dynamic_typing=number or spec.dynamic,
+        description=spec.description, read_only=True, dynamic_typing=number,
         **extra,
     )
     try:

@@ -23,6 +23,7 @@ class PlaybackOptions:
     clock_hz: float = 40.0  # /clock messages per second of wall time, between messages too
     topics: tuple[str, ...] = ()  # empty: every topic
     wait_for_subscribers_s: float = 0.0  # before starting, wait for a subscriber on each topic
+    wait_topics: tuple[str, ...] = ()  # the topics waited for, if played; empty: every one
     qos_depth: int = 10
 
     def __post_init__(self) -> None:
@@ -47,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='play only these topics (default: all)')
     parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='SECONDS',
                         help='wait up to this long for a subscriber on every topic first')
+    parser.add_argument('--wait-topics', nargs='+', default=(), metavar='TOPIC',
+                        help='wait only for subscribers on these topics (those in the bag)')
 
 
 def playback_options(args: argparse.Namespace) -> PlaybackOptions:
@@ -61,4 +64,5 @@ def playback_options(args: argparse.Namespace) -> PlaybackOptions:
         clock=args.clock,
         topics=tuple(args.topics),
         wait_for_subscribers_s=args.wait_for_subscribers,
+        wait_topics=tuple(args.wait_topics),
     )

@@ -11,7 +11,7 @@ pytest.importorskip('launch_ros', reason='launch_ros is not installed')
 from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-from launch_probe import labels_for  # noqa: E402
+from launch_probe import labels_for, use_own_domain  # noqa: E402
 
 LAUNCH = Path(__file__).resolve().parents[2] / 'launch'
 CAMERAS = ('front', 'front_left', 'front_right')
@@ -19,6 +19,7 @@ CAMERAS = ('front', 'front_left', 'front_right')
 
 @pytest.mark.launch_test
 def generate_test_description():
+    use_own_domain()
     rig = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(LAUNCH / 'rig.launch.py')),
         launch_arguments={'device': 'cpu'}.items(),

@@ -11,13 +11,14 @@ pytest.importorskip('launch_ros', reason='launch_ros is not installed')
 from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-from launch_probe import labels_for  # noqa: E402
+from launch_probe import labels_for, use_own_domain  # noqa: E402
 
 LAUNCH = Path(__file__).resolve().parents[2] / 'launch'
 
 
 @pytest.mark.launch_test
 def generate_test_description():
+    use_own_domain()
     segment = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(LAUNCH / 'segment.launch.py')),
         launch_arguments={'device': 'cpu'}.items(),
@@ -27,7 +28,7 @@ def generate_test_description():
 
 class TestSegmentLaunch(unittest.TestCase):
     def test_labels_answer_the_default_image_topic(self):
-        received = labels_for({'/camera/labels': '/camera/image_raw'})
+        received = labels_for({'/camera/labels': '/camera/image'})
         labels = received.get('/camera/labels')
         self.assertIsNotNone(labels, 'no labels on /camera/labels')
         self.assertEqual((labels.height, labels.width, labels.encoding), (96, 160, 'mono8'))
