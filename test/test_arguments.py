@@ -11,7 +11,8 @@ from lma_perception.cli import build_parser
 @pytest.mark.parametrize(('argv', 'message'), [
     (['train', '--epochs', '0'], "argument --epochs: expected a positive whole number, got '0'"),
     (['train', '--steps-per-epoch', '-3'], "expected a positive whole number, got '-3'"),
-    (['train', '--input-size', '512', '0'], "expected a positive whole number, got '0'"),
+    (['train', '--input-size', '512x0'], "sides must be positive, got '512x0'"),
+    (['eval', 'video', '--input-size', '500x256'], 'both positive multiples of 8'),
     (['train', '--batch-size', 'six'], "expected a positive whole number, got 'six'"),
     (['eval', 'video', '--memory-length', '0'],
      "argument --memory-length: expected a positive whole number, got '0'"),
@@ -31,11 +32,11 @@ def test_valid_values_parse_to_numbers_and_sizes():
     parser = build_parser()
     train = parser.parse_args(['train', '--epochs', '3', '--steps-per-epoch', '2',
                                '--batch-size', '4', '--memory-length', '1',
-                               '--val-samples', '5', '--input-size', '256', '512',
+                               '--val-samples', '5', '--input-size', '512x256',
                                '--workers', '0'])
     assert (train.epochs, train.steps_per_epoch, train.batch_size) == (3, 2, 4)
     assert (train.memory_length, train.val_samples, train.workers) == (1, 5, 0)
-    assert train.input_size == [256, 512]
+    assert train.input_size == (256, 512)
     assert parser.parse_args(['eval', 'video', '--memory-length', '2']).memory_length == 2
     assert parser.parse_args(['synth', 'out', '--size', '640X480']).size == (640, 480)
 

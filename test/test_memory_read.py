@@ -6,12 +6,10 @@ import pytest
 import torch
 
 from lma_perception.models import memory_read
+from lma_perception.models.memory_kernels import local_memory_read
 from lma_perception.models.memory_read import (
-    local_memory_read,
     local_memory_read_blocked,
     local_memory_read_reference,
-    register_kernel,
-    select_kernel,
 )
 
 IMPLEMENTATIONS = [local_memory_read_reference, local_memory_read_blocked]
@@ -153,21 +151,6 @@ def test_channels_last_inputs_give_the_same_read():
     torch.testing.assert_close(
         local_memory_read_blocked(query_cl, keys, values_cl), expected, rtol=0, atol=1e-6
     )
-
-
-def test_dispatcher_uses_blocked_on_cpu_and_a_registered_kernel_when_present():
-    assert select_kernel(torch.device('cpu')) is local_memory_read_blocked
-    query, keys, values = random_memory(1, 2, 8, 8)
-    register_kernel('cpu', local_memory_read_reference)
-    try:
-        assert select_kernel(torch.device('cpu')) is local_memory_read_reference
-        torch.testing.assert_close(
-            local_memory_read(query, keys, values),
-            local_memory_read_reference(query, keys, values),
-        )
-    finally:
-        memory_read._KERNELS.pop('cpu')
-    assert select_kernel(torch.device('cpu')) is local_memory_read_blocked
 
 
 def test_bad_inputs_are_named():

@@ -12,6 +12,7 @@ TEST_CODE = ('test',)
 # Every third-party module the code imports, and its rosdep key.
 ROSDEP_KEYS = {
     'ament_index_python': 'ament_index_python',
+    'builtin_interfaces': 'builtin_interfaces',
     'cv2': 'python3-opencv',
     'diagnostic_msgs': 'diagnostic_msgs',
     'launch': 'launch',
@@ -41,7 +42,7 @@ PIP_ONLY = {
 # Command-line tools the tests run as processes (`ros2 launch`, `ros2 param`).
 TEST_TOOLS = {'ros2launch', 'ros2param'}
 # The test folder's own helper modules.
-TEST_HELPERS = {'conftest', 'launch_probe', 'model_tester', 'ros_tools'}
+TEST_HELPERS = {'codec_samples', 'conftest', 'launch_probe', 'model_tester', 'ros_tools'}
 
 
 def imported_modules(folders: tuple[str, ...]) -> set[str]:

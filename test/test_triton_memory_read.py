@@ -22,10 +22,10 @@ triton = pytest.importorskip('triton')
 from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
 
 from lma_perception.models import triton_memory_read  # noqa: E402
+from lma_perception.models.memory_kernels import select_kernel  # noqa: E402
 from lma_perception.models.memory_read import (  # noqa: E402
     local_memory_read_blocked,
     local_memory_read_reference,
-    select_kernel,
 )
 from lma_perception.models.triton_memory_read import triton_local_memory_read  # noqa: E402
 

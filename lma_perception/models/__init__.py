@@ -18,7 +18,7 @@ from lma_perception.models.factory import (
     resolve_config,
 )
 from lma_perception.models.lma import LMAConfig, LMASegmenter, StepOutput
-from lma_perception.models.memory_read import local_memory_read
+from lma_perception.models.memory_kernels import local_memory_read
 
 __all__ = [
     'MODEL_CONFIGS',

@@ -34,7 +34,8 @@ from torch.nn.functional import conv2d, logsigmoid, relu
 
 from lma_perception.memory import MemoryBatch
 from lma_perception.models.erfnet import BN_EPS, check_input_size
-from lma_perception.models.memory_read import DEFAULT_WINDOW, local_memory_read
+from lma_perception.models.memory_kernels import local_memory_read
+from lma_perception.models.memory_read import DEFAULT_WINDOW
 
 
 @dataclass(frozen=True)

@@ -26,20 +26,15 @@ Implementations, all with the same signature and results (to float rounding):
   own window masked out. Nothing of size P² × map is ever built; work is done in bands of tiles
   to bound the temporary memory.
 
-:func:`local_memory_read` picks one by device. A fused kernel plugs in with
-:func:`register_kernel` and is then used for tensors on that device type; the Triton kernel of
-``triton_memory_read.py`` is registered for CUDA on the first CUDA read when Triton imports.
+`lma_perception.models.memory_kernels` picks one by device, a fused kernel included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cache
 
 import torch
 from torch.nn.functional import pad, unfold
-
-MemoryReadFn = Callable[..., torch.Tensor]
 
 DEFAULT_WINDOW = 21
 # Query tile of the blocked read; 8×8 keeps the matrix products large enough to run at full
@@ -55,12 +50,11 @@ MAX_CHUNK_LOGITS_GPU = 1 << 26
 # about a hundred times slower, and exp() of the masked -inf logits skips its slow path.
 MIN_LOG_WEIGHT = -60.0
 
-_KERNELS: dict[str, MemoryReadFn] = {}
 
-
-def _check_inputs(
+def check_inputs(
     query_key: torch.Tensor, memory_keys: torch.Tensor, memory_values: torch.Tensor, window: int
 ) -> None:
+    """Raise a ValueError naming what is wrong with the read's inputs."""
     if window < 1 or window % 2 == 0:
         raise ValueError(f'the window side must be a positive odd number, got {window}')
     if query_key.dim() != 4 or memory_keys.dim() != 5 or memory_values.dim() != 5:
@@ -83,7 +77,7 @@ def _check_inputs(
         )
 
 
-def _slot_logit_bias(
+def slot_logit_bias_of(
     valid: torch.Tensor | None, slot_bias: torch.Tensor | None, shape: tuple[int, int],
     like: torch.Tensor,
 ) -> torch.Tensor | None:
@@ -113,7 +107,7 @@ def local_memory_read_reference(
         slot_bias: B×T, added to all logits of a slot.
         window: side P of the square window (odd).
     """
-    _check_inputs(query_key, memory_keys, memory_values, window)
+    check_inputs(query_key, memory_keys, memory_values, window)
     batch, slots, _, height, width = memory_keys.shape
     half = window // 2
 
@@ -125,7 +119,7 @@ def local_memory_read_reference(
     logits = torch.stack(
         [(query_key.unsqueeze(2) * windows(memory_keys[:, t])).sum(1) for t in range(slots)], 1
     )  # B×T×P²×H×W
-    bias = _slot_logit_bias(valid, slot_bias, (batch, slots), logits)
+    bias = slot_logit_bias_of(valid, slot_bias, (batch, slots), logits)
     if bias is not None:
         logits = logits + bias.view(batch, slots, 1, 1, 1)
     weights = logits.flatten(1, 2).softmax(1).nan_to_num(0.0).view_as(logits)
@@ -190,7 +184,7 @@ def local_memory_read_blocked(
     below float precision: weights under e^-60 ≈ 1e-26 of the largest are raised to that (see
     ``MIN_LOG_WEIGHT``), so masked positions and empty slots keep a share of that order.
     """
-    _check_inputs(query_key, memory_keys, memory_values, window)
+    check_inputs(query_key, memory_keys, memory_values, window)
     batch, slots, key_dim, height, width = memory_keys.shape
     value_dim = memory_values.shape[2]
     half, (tile_h, tile_w) = window // 2, TILE
@@ -211,7 +205,7 @@ def local_memory_read_blocked(
 
     bias = _window_bias(tile_h, tile_w, window).to(query_key.device, query_key.dtype)
     bias = bias.view(1, 1, pixels, 1, region).expand(batch, 1, pixels, slots, region)
-    slot_logit_bias = _slot_logit_bias(valid, slot_bias, (batch, slots), query_key)
+    slot_logit_bias = slot_logit_bias_of(valid, slot_bias, (batch, slots), query_key)
     if slot_logit_bias is not None:
         bias = bias + slot_logit_bias.view(batch, 1, 1, slots, 1)
     bias = bias.reshape(batch, 1, pixels, slots * region)
@@ -241,45 +235,3 @@ def local_memory_read_blocked(
         # A stream without any frame reads zeros, not the mean of its empty slots.
         out = out * valid.to(out.device).any(1).to(out.dtype).view(batch, 1, 1, 1)
     return out
-
-
-def register_kernel(device_type: str, kernel: MemoryReadFn) -> None:
-    """Use ``kernel`` for tensors on ``device_type`` (e.g. a fused Triton kernel for 'cuda').
-
-    The kernel takes the arguments of :func:`local_memory_read_reference` and must give the
-    same result; ``test/test_memory_read.py`` is the check to run against it.
-    """
-    _KERNELS[device_type] = kernel
-
-
-@cache
-def _register_fused_kernel(device_type: str) -> None:
-    """Register the fused Triton read the first time tensors on CUDA are read."""
-    if device_type != 'cuda' or device_type in _KERNELS:
-        return
-    try:
-        from lma_perception.models.triton_memory_read import triton_local_memory_read
-    except ImportError:  # without Triton the blocked read serves CUDA as well
-        return
-    register_kernel('cuda', triton_local_memory_read)
-
-
-def select_kernel(device: torch.device) -> MemoryReadFn:
-    """Return the implementation :func:`local_memory_read` uses for ``device``."""
-    _register_fused_kernel(device.type)
-    return _KERNELS.get(device.type, local_memory_read_blocked)
-
-
-def local_memory_read(
-    query_key: torch.Tensor, memory_keys: torch.Tensor, memory_values: torch.Tensor, *,
-    valid: torch.Tensor | None = None, slot_bias: torch.Tensor | None = None,
-    window: int = DEFAULT_WINDOW,
-) -> torch.Tensor:
-    """Read the memory with the best implementation for the tensors' device (B×Dv×H×W).
-
-    Arguments as for :func:`local_memory_read_reference`.
-    """
-    kernel = select_kernel(query_key.device)
-    return kernel(
-        query_key, memory_keys, memory_values, valid=valid, slot_bias=slot_bias, window=window
-    )

@@ -30,9 +30,9 @@ import triton.language as tl
 
 from lma_perception.models.memory_read import (
     DEFAULT_WINDOW,
-    _check_inputs,
-    _slot_logit_bias,
+    check_inputs,
     local_memory_read_blocked,
+    slot_logit_bias_of,
 )
 
 # Query pixels per program (rows, columns), both powers of two. For the 21×21 window a 4×8
@@ -178,7 +178,7 @@ def triton_local_memory_read(
     gradients, dtypes other than fp32/fp16/bf16, or more than 128 key or 256 value channels
     go to the blocked PyTorch read.
     """
-    _check_inputs(query_key, memory_keys, memory_values, window)
+    check_inputs(query_key, memory_keys, memory_values, window)
     tile_h, tile_w = tile
     if not (_is_power_of_two(tile_h) and _is_power_of_two(tile_w)
             and tile_h * tile_w >= MIN_DOT_SIDE):
@@ -199,7 +199,7 @@ def triton_local_memory_read(
     query_key, memory_keys, memory_values = (
         t.to(dtype) for t in (query_key, memory_keys, memory_values)
     )
-    bias = _slot_logit_bias(
+    bias = slot_logit_bias_of(
         valid, slot_bias, (batch, slots), query_key.new_empty(0, dtype=torch.float32)
     )
     if bias is not None:
