@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.publisher import Publisher
@@ -31,6 +32,8 @@ from rosgraph_msgs.msg import Clock
 from lma_perception.ros.playback_options import PlaybackOptions, add_arguments, playback_options
 
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# What a best-effort reader on this machine needs at most to take a sample already written.
+DELIVERY_GRACE_S = 0.5
 
 
 class ReplayError(RuntimeError):
@@ -128,6 +131,17 @@ class BagPlayer(Node):
         stats.wall_s = time.monotonic() - started
         return stats
 
+    def let_deliver(self, timeout_s: float = 2.0) -> None:
+        """Wait for the last messages to reach their readers before the player goes away.
+
+        A writer destroyed right after its last `publish` can take that message with it:
+        reliable readers are waited for until they acknowledge, best-effort ones (the
+        segmentation node's inputs) get a short grace period, since they never acknowledge.
+        """
+        for publisher in self._topic_publishers.values():
+            publisher.wait_for_all_acked(Duration(seconds=timeout_s))
+        time.sleep(DELIVERY_GRACE_S)
+
     def _play_once(self, stop: threading.Event, stats: PlaybackStats) -> bool:
         """Play the bag once; False if stopped (or shut down) before its end."""
         pass_started = time.monotonic()
@@ -203,6 +217,7 @@ def play_bag(bag: str | Path, options: PlaybackOptions, args: list[str] | None =
                 return 1
             with player:
                 stats = player.play()
+                player.let_deliver()
             player.get_logger().info(
                 f'published {sum(stats.messages.values())} messages in {stats.wall_s:.1f} s'
             )
