@@ -116,3 +116,15 @@ def test_rviz_shows_every_camera_of_the_configs():
         for camera, topic in config_input_topics(name).items():
             expected |= {topic, f'/{camera}/overlay', f'/{camera}/color_mask'}
     assert rviz_topics() == expected
+
+
+def test_pytest_is_pinned_below_9_for_launch_testing():
+    # launch_testing up to 3.8 (Jazzy, Kilted) registers a hook that pytest 9 rejects, which
+    # aborts every pytest run on a machine where launch_testing is installed.
+    pin = re.search(r'^pytest==(\d+)\.', (ROOT / 'requirements.txt').read_text(), re.M)
+    assert pin and int(pin.group(1)) < 9
+
+
+def test_pytest_loads_the_launch_testing_plugin(pytestconfig):
+    pytest.importorskip('launch_testing', reason='launch_testing is not installed')
+    assert pytestconfig.pluginmanager.hasplugin('launch_testing')
