@@ -83,6 +83,8 @@ TRAIN_LABELS: tuple[Label, ...] = tuple(
     for train_id in range(NUM_CLASSES)
 )
 CLASS_NAMES: tuple[str, ...] = tuple(label.name for label in TRAIN_LABELS)
+# The 7 categories the evaluated classes fall into, in train-id order ('void' is never scored).
+CATEGORY_NAMES: tuple[str, ...] = tuple(dict.fromkeys(label.category for label in TRAIN_LABELS))
 
 
 def _lookup_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from lma_perception.eval.metrics import ConfusionMatrix, TemporalConsistency
+from lma_perception.labels import CATEGORY_NAMES
 
 # Ground truth and prediction of a 2×4 frame, classes 0, 1 and 2 with one ignored pixel.
 GT = np.array([[0, 0, 1, 1], [2, 2, 255, 1]], dtype=np.uint8)
@@ -37,16 +38,34 @@ def test_iou_miou_and_accuracy_by_hand():
     assert matrix.pixel_accuracy() == pytest.approx(4 / 7)
 
 
-def test_miou_averages_only_classes_present_in_ground_truth():
+def test_miou_counts_a_class_predicted_but_absent_from_ground_truth_as_zero():
     gt = np.zeros((2, 2), dtype=np.uint8)
     pred = np.array([[0, 0], [0, 7]], dtype=np.uint8)
     matrix = ConfusionMatrix()
     matrix.update(pred, gt)
     iou = matrix.iou()
-    assert iou[7] == 0.0  # predicted but absent: IoU 0, reported per class...
+    assert iou[7] == 0.0  # predicted but absent: its union is one pixel, IoU 0...
     assert iou[0] == pytest.approx(3 / 4)
-    assert matrix.miou() == pytest.approx(3 / 4)  # ...but not part of the mean
+    assert matrix.miou() == pytest.approx((3 / 4 + 0) / 2)  # ...and part of the mean
+    assert np.isnan(np.delete(iou, [0, 7])).all()  # neither present nor predicted: no IoU
     np.testing.assert_array_equal(np.flatnonzero(matrix.present), [0])
+
+
+def test_category_iou_folds_classes_by_hand():
+    # road (flat) predicted as sidewalk (flat): a category hit; car (vehicle) as person (human).
+    gt = np.array([[0, 0, 13, 13], [11, 11, 255, 8]], dtype=np.uint8)
+    pred = np.array([[1, 0, 11, 13], [11, 255, 13, 8]], dtype=np.uint8)
+    matrix = ConfusionMatrix()
+    matrix.update(pred, gt)
+    categories = dict(zip(CATEGORY_NAMES, matrix.category_iou(), strict=True))
+    assert categories['flat'] == 1.0
+    assert categories['nature'] == 1.0
+    # vehicle: tp 1 (car → car), fn 1 (car → person), no fp (the car on 255 is ignored).
+    assert categories['vehicle'] == pytest.approx(1 / 2)
+    # human: tp 1, fn 1 (void), fp 1 (car → person) → 1 / 3.
+    assert categories['human'] == pytest.approx(1 / 3)
+    assert np.isnan([categories[c] for c in ('construction', 'object', 'sky')]).all()
+    assert matrix.category_miou() == pytest.approx((1 + 1 + 1 / 2 + 1 / 3) / 4)
 
 
 def test_everything_ignored_gives_nan_not_zero():

@@ -15,10 +15,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         'eval',
         help='score a Cityscapes-style tree or a rosbag2 offline: mIoU, flicker, latency',
         description='Streams every sequence through the segmentation engine in time order, one '
-        'memory per camera reset between sequences (as the ROS node runs), and reports mIoU '
-        '(Cityscapes protocol: 19 classes, 255 ignored, mean over classes present in the '
-        'ground truth), per-class IoU, pixel accuracy, clean vs degraded frames, temporal '
-        'consistency and per-stage latency.',
+        'memory per camera reset between sequences (as the ROS node runs), and reports the '
+        "scores of cityscapesScripts' evalPixelLevelSemanticLabeling: class mIoU (19 classes, "
+        '255 ignored, mean over every class whose union is not empty, so a class predicted but '
+        'absent from the ground truth counts as 0), category mIoU (7 categories) and, where '
+        '_gtFine_instanceIds.png exist, instance-weighted iIoU; also per-class IoU, pixel '
+        'accuracy, clean vs degraded frames, temporal consistency and per-stage latency. '
+        'Annotated frames without a leftImg8bit_sequence snippet are scored as single frames.',
     )
     parser.add_argument('path', type=Path,
                         help='Cityscapes-style folder tree (real or synthetic) or rosbag2')
@@ -38,7 +41,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--compare-single-frame', action='store_true',
                         help='also segment every frame without memory and report both')
     parser.add_argument('--dump-predictions', type=Path, metavar='DIR',
-                        help='write label-id PNGs in Cityscapes naming for external scoring')
+                        help='write the annotated frames\' predictions as label-id PNGs, '
+                        'DIR/<lma|single_frame>/<camera>/<city>/<stem>_pred_labelIds.png, as '
+                        'cityscapesScripts reads them (CITYSCAPES_RESULTS=DIR/lma/<camera>)')
     parser.add_argument('--report', type=Path, metavar='DIR',
                         help='write metrics.json, report.md and plots here')
     parser.add_argument('--max-sequences', type=positive_int, metavar='N',

@@ -1,14 +1,22 @@
 """Reader for Cityscapes-style video trees: real Cityscapes and the synthetic generator's alike.
 
-A *tree* is a folder holding ``leftImg8bit_sequence/<split>/<city>/`` (all frames of every
-snippet) and ``gtFine/<split>/<city>/`` (labels of the annotated frames), optionally
+A *tree* (one camera) is made of part folders: ``leftImg8bit_sequence/<split>/<city>/`` (all
+frames of every snippet) and/or ``leftImg8bit/<split>/<city>/`` (the annotated frames),
+``gtFine/<split>/<city>/`` (labels and instance ids of the annotated frames), optionally
 ``gtFineDense`` (labels for every frame) and ``sequenceInfo`` (degradations), as the synthetic
-generator writes them. A tree without ``leftImg8bit_sequence`` may use ``leftImg8bit`` (annotated
-frames only: single frames work, clips and streams get just those frames).
+generator writes them. Part folders are found by walking down from the root (up to
+``SEARCH_DEPTH`` levels, never into a part folder), so the download's zips unpacked each into
+its own folder (``leftImg8bit_trainvaltest/leftImg8bit``, ``gtFine_trainvaltest/gtFine``,
+``leftImg8bit_sequence_trainvaltest/leftImg8bit_sequence``) form one tree like the flat layout.
 
-Cameras: a root that is itself a tree is one camera, named after its folder unless a name is
-given; otherwise every sub-folder that is a tree is a camera named after that sub-folder (the
-synthetic layout ``<root>/<camera>/leftImg8bit_sequence/...``).
+Every annotated frame is read: its image comes from its snippet in ``leftImg8bit_sequence``
+when there is one (with the frames before it), else from ``leftImg8bit`` as a sequence of one
+frame. An annotated frame with no image at all is left out with a warning naming it.
+
+Cameras: where each part folder occurs once under the root, the root is one camera, named after
+the deepest folder holding all parts unless a name is given; where parts repeat, every
+sub-folder is looked at the same way (the synthetic layout
+``<root>/<camera>/leftImg8bit_sequence/...``, one camera per sub-folder).
 
 A *sequence* is a run of consecutive frame numbers of one ``<city>_<seq>`` (real Cityscapes keeps
 several 30-frame snippets under one sequence number). Three ways to read:
@@ -27,6 +35,8 @@ filter) and bilinear interpolation otherwise; labels with nearest neighbour. Lab
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +48,10 @@ import numpy as np
 
 from lma_perception.labels import ID_TO_TRAIN_ID
 
-IMAGE_FOLDERS = ('leftImg8bit_sequence', 'leftImg8bit')
+IMAGE_FOLDERS = ('leftImg8bit_sequence', 'leftImg8bit')  # a frame's image: the first that has it
+PART_FOLDERS = (*IMAGE_FOLDERS, 'gtFine', 'gtFineDense', 'sequenceInfo')
+SEARCH_DEPTH = 3  # folder levels walked below a root to find its part folders
+_LOG = logging.getLogger(__name__)
 _IMAGE_NAME = re.compile(r'^(?P<city>.+)_(?P<sequence>\d{6})_(?P<frame>\d{6})_leftImg8bit\.png$')
 
 
@@ -53,7 +66,12 @@ def frame_stem(city: str, sequence: int, frame: int) -> str:
 
 def sequence_info_file(tree: Path, split: str, city: str, sequence: int) -> Path:
     """Return the path of a sequence's sidecar (the synthetic generator's degradations, poses)."""
-    return tree / 'sequenceInfo' / split / city / f'{city}_{sequence:06d}_sequenceInfo.json'
+    return sequence_info_path(tree / 'sequenceInfo', split, city, sequence)
+
+
+def sequence_info_path(folder: Path, split: str, city: str, sequence: int) -> Path:
+    """The sidecar of a sequence inside a ``sequenceInfo`` part folder."""
+    return folder / split / city / f'{city}_{sequence:06d}_sequenceInfo.json'
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,7 @@ class FrameFiles:
     image: Path
     labels: Path | None        # gtFine train ids or label ids (annotated frames only)
     dense_labels: Path | None  # gtFineDense train ids
+    instances: Path | None = None  # gtFine instance ids (annotated frames of real Cityscapes)
 
     @property
     def name(self) -> str:
@@ -104,6 +123,7 @@ class Frame:
     dense_labels: np.ndarray | None   # H×W uint8 train ids, when the tree has dense labels
     degradation: dict | None          # what degraded this frame (synthetic trees)
     degraded: bool | None             # None when the tree does not record degradations
+    instances: np.ndarray | None = None  # H×W uint16 Cityscapes instance ids, where they exist
 
     @property
     def name(self) -> str:
@@ -126,7 +146,8 @@ class CityscapesTree:
         if size is not None and (len(size) != 2 or min(size) < 1):
             raise CityscapesError(f'size must be (height, width) > 0, got {size}')
         self.size = None if size is None else (int(size[0]), int(size[1]))
-        trees = _camera_trees(self.root, camera_name)
+        looked_in: list[Path] = []
+        trees = _camera_trees(self.root, camera_name, looked_in)
         if cameras is not None:
             missing = [c for c in cameras if c not in trees]
             if missing:
@@ -134,12 +155,43 @@ class CityscapesTree:
                                       f'found: {", ".join(trees)}')
             trees = {c: trees[c] for c in cameras}
         self.cameras: tuple[str, ...] = tuple(trees)
-        self._sequences = {camera: _index(tree, split, camera) for camera, tree in trees.items()}
+        self._sequences = {}
+        self.skipped: list[str] = []  # annotated frames without an image, by name
+        for camera, parts in trees.items():
+            looked_in += [parts[name] / split for name in PART_FOLDERS[:3] if name in parts]
+            self._sequences[camera] = _index(parts, split, camera, self.skipped)
         self._owner = {files: sequence for sequences in self._sequences.values()
                        for sequence in sequences for files in sequence.frames}
+        folders = ', '.join(f'{folder}{"" if folder.is_dir() else " (missing)"}'
+                            for folder in dict.fromkeys(looked_in))
         if not any(self._sequences.values()):
             raise CityscapesError(f'no images of split {split!r} under {self.root} (looked for '
-                                  f'{" or ".join(IMAGE_FOLDERS)}/{split}/<city>/*.png)')
+                                  f'{" or ".join(IMAGE_FOLDERS)}/{split}/<city>/*.png in: '
+                                  f'{folders})')
+        if not any(f.labels is not None or f.dense_labels is not None
+                   for s in self.sequences() for f in s.frames):
+            raise CityscapesError(
+                f'nothing labelled in split {split!r} under {self.root}: no image has a '
+                f'gtFine/{split}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png (or '
+                f'_labelTrainIds.png); folders looked in: {folders}')
+
+    def annotated_counts(self) -> tuple[int, int]:
+        """Annotated frames (with earlier frames of a snippet, scored as single frames)."""
+        with_snippet = single = 0
+        for sequence in self.sequences():
+            for position, files in enumerate(sequence.frames):
+                if files.labels is not None:
+                    with_snippet += position > 0
+                    single += position == 0
+        return with_snippet, single
+
+    def describe(self) -> str:
+        """One line on the annotated frames found and how each is read."""
+        with_snippet, single = self.annotated_counts()
+        skipped = f', {len(self.skipped)} left out (no image)' if self.skipped else ''
+        return (f'{self.root} ({self.split}): {with_snippet + single} annotated frames: '
+                f'{with_snippet} with earlier frames of their snippet, {single} as single '
+                f'frames (no snippet){skipped}')
 
     def sequences(self, camera: str | None = None) -> list[SequenceFiles]:
         """Return the sequences of one camera (default: every camera, camera by camera)."""
@@ -164,6 +216,7 @@ class CityscapesTree:
             labels=None if files.labels is None else self._labels(files.labels),
             dense_labels=None if files.dense_labels is None else self._labels(files.dense_labels),
             degradation=degradation, degraded=degraded,
+            instances=None if files.instances is None else self._instances(files.instances),
         )
 
     def clip(self, files: FrameFiles, memory_length: int) -> list[Frame]:
@@ -213,6 +266,16 @@ class CityscapesTree:
         shrink = height <= image.shape[0] and width <= image.shape[1]
         return cv2.resize(image, (width, height),
                           interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+    def _instances(self, path: Path) -> np.ndarray:
+        instances = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if instances is None or instances.ndim != 2 or instances.dtype not in (np.uint8,
+                                                                                np.uint16):
+            raise CityscapesError(f'{path}: expected a single-channel 16-bit instance-id image')
+        instances = instances.astype(np.uint16)
+        if self.size is None or instances.shape == self.size:
+            return instances
+        return cv2.resize(instances, self.size[::-1], interpolation=cv2.INTER_NEAREST)
 
     def _labels(self, path: Path) -> np.ndarray:
         labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -266,48 +329,91 @@ class ClipDataset:
                     tuple(f.degraded for f in frames), files.name, files.camera)
 
 
-def _is_tree(folder: Path) -> bool:
-    return any((folder / name).is_dir() for name in IMAGE_FOLDERS)
+def _walk(folder: Path, depth: int, visited: list[Path]) -> dict[str, list[Path]]:
+    """Part folders under ``folder``, ``depth`` levels down, never looking inside one."""
+    visited.append(folder)
+    found: dict[str, list[Path]] = {}
+    try:
+        children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name[0] == '.')
+    except OSError:
+        return found
+    for child in children:
+        if child.name in PART_FOLDERS:
+            found.setdefault(child.name, []).append(child)
+        elif depth > 1:
+            for name, paths in _walk(child, depth - 1, visited).items():
+                found.setdefault(name, []).extend(paths)
+    return found
 
 
-def _camera_trees(root: Path, camera_name: str | None) -> dict[str, Path]:
+def _cameras(folder: Path, depth: int, visited: list[Path]) -> dict[Path, dict[str, Path]]:
+    """Camera folder → its part folders, for every camera under ``folder``."""
+    found = _walk(folder, depth, visited)
+    if not any(name in found for name in IMAGE_FOLDERS):
+        return {}
+    if all(len(paths) == 1 for paths in found.values()):
+        home = Path(os.path.commonpath([paths[0].parent for paths in found.values()]))
+        return {home: {name: paths[0] for name, paths in found.items()}}
+    cameras: dict[Path, dict[str, Path]] = {}
+    for child in sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in PART_FOLDERS):
+        cameras |= _cameras(child, depth - 1, visited)
+    return cameras
+
+
+def _camera_trees(root: Path, camera_name: str | None,
+                  visited: list[Path]) -> dict[str, dict[str, Path]]:
+    """Camera name → its part folders."""
     if not root.is_dir():
         raise CityscapesError(f'no such folder: {root}')
-    if _is_tree(root):
-        return {camera_name or root.resolve().name: root}
-    trees = {child.name: child for child in sorted(root.iterdir())
-             if child.is_dir() and _is_tree(child)}
-    if not trees:
+    cameras = _cameras(root, SEARCH_DEPTH, visited)
+    if not cameras:
+        looked = ', '.join(str(p) for p in dict.fromkeys(visited))
         raise CityscapesError(f'{root} is not a Cityscapes tree: no {" or ".join(IMAGE_FOLDERS)} '
-                              'folder in it or in its sub-folders')
-    return trees
+                              f'folder in it or below it (folders looked in: {looked})')
+    if len(cameras) == 1:
+        ((home, parts),) = cameras.items()
+        return {camera_name or home.resolve().name: parts}
+    return {home.name: parts for home, parts in cameras.items()}
 
 
-def _index(tree: Path, split: str, camera: str) -> list[SequenceFiles]:
+def _images(parts: dict[str, Path], split: str) -> dict[tuple[str, int, int], Path]:
+    """Image per (city, sequence, frame); a snippet's frame wins over the same single frame."""
+    images: dict[tuple[str, int, int], Path] = {}
+    for name in reversed(IMAGE_FOLDERS):
+        root = parts.get(name, Path('/nonexistent')) / split
+        if not root.is_dir():
+            continue
+        for city_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            for path in city_dir.iterdir():
+                match = _IMAGE_NAME.match(path.name)
+                if match:
+                    images[match['city'], int(match['sequence']), int(match['frame'])] = path
+    return images
+
+
+def _index(parts: dict[str, Path], split: str, camera: str,
+           skipped: list[str]) -> list[SequenceFiles]:
     """Every sequence of a camera's split, sorted by city, sequence number and first frame."""
-    image_root = next((tree / name / split for name in IMAGE_FOLDERS
-                       if (tree / name / split).is_dir()), None)
-    if image_root is None:
-        return []
-    frames = []
-    for city_dir in sorted(p for p in image_root.iterdir() if p.is_dir()):
-        for path in city_dir.iterdir():
-            match = _IMAGE_NAME.match(path.name)
-            if match:
-                frames.append((match['city'], int(match['sequence']), int(match['frame']), path))
-    frames.sort()
-    labels = _label_files(tree / 'gtFine' / split)
-    dense = _label_files(tree / 'gtFineDense' / split)
+    images = _images(parts, split)
+    labels = _label_files(parts.get('gtFine'), split)
+    instances = _label_files(parts.get('gtFine'), split, ('_gtFine_instanceIds.png',))
+    dense = _label_files(parts.get('gtFineDense'), split)
+    stems = {frame_stem(*key) for key in images}
+    for stem in sorted(set(labels) - stems):
+        skipped.append(stem)
+        _LOG.warning('%s (%s): left out: gtFine labels %s but no image in %s', stem, camera,
+                     labels[stem], ' or '.join(f'{name}/{split}' for name in IMAGE_FOLDERS))
     sequences = []
-    for (city, number), members in groupby(frames, key=lambda f: (f[0], f[1])):
-        members = list(members)
-        degradations = _degradations(sequence_info_file(tree, split, city, number))
+    for (city, number), members in groupby(sorted(images), key=lambda key: key[:2]):
+        info = parts.get('sequenceInfo')
+        degradations = None if info is None else _degradations(
+            sequence_info_path(info, split, city, number))
         # Split the frames of one sequence number into runs of consecutive frame numbers.
         run: list[FrameFiles] = []
-        for _, _, frame, path in members:
-            stem = frame_stem(city, number, frame)
-            files = FrameFiles(camera, city, number, frame, path, labels.get(stem),
-                               dense.get(stem))
+        for key in members:
+            frame, stem = key[2], frame_stem(*key)
+            files = FrameFiles(camera, city, number, frame, images[key], labels.get(stem),
+                               dense.get(stem), instances.get(stem))
             if run and frame != run[-1].frame + 1:
                 sequences.append(SequenceFiles(camera, city, number, tuple(run), degradations))
                 run = []
@@ -316,13 +422,15 @@ def _index(tree: Path, split: str, camera: str) -> list[SequenceFiles]:
     return sequences
 
 
-def _label_files(folder: Path) -> dict[str, Path]:
-    """Label file per frame stem, train ids preferred over label ids."""
+def _label_files(part: Path | None, split: str,
+                 suffixes: Sequence[str] = ('_gtFine_labelIds.png', '_gtFine_labelTrainIds.png'),
+                 ) -> dict[str, Path]:
+    """File per frame stem in ``part/split/<city>/``; of several suffixes the last wins."""
     found: dict[str, Path] = {}
-    if not folder.is_dir():
+    if part is None or not (part / split).is_dir():
         return found
-    for suffix in ('_gtFine_labelIds.png', '_gtFine_labelTrainIds.png'):  # later wins
-        for path in folder.glob(f'*/*{suffix}'):
+    for suffix in suffixes:
+        for path in (part / split).glob(f'*/*{suffix}'):
             found[path.name[:-len(suffix)]] = path
     return found
 

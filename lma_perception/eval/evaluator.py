@@ -20,9 +20,10 @@ import cv2
 import numpy as np
 
 from lma_perception.continuity import FrameKey
+from lma_perception.eval.instances import InstanceStats
 from lma_perception.eval.metrics import ConfusionMatrix, TemporalConsistency
 from lma_perception.eval.report import ReportSample
-from lma_perception.labels import CLASS_NAMES, TRAIN_ID_TO_ID
+from lma_perception.labels import CATEGORY_NAMES, CLASS_NAMES, TRAIN_ID_TO_ID
 from lma_perception.runtime.latency import LatencyStats
 from lma_perception.runtime.stream import STAGES, CameraStream, StreamFrame, segment_frames
 
@@ -36,7 +37,8 @@ LMA, SINGLE_FRAME = 'lma', 'single_frame'
 class EvalFrame:
     """One camera frame of a recorded sequence, with whatever ground truth the data has.
 
-    `labels` is the ground truth of annotated frames (what the Cityscapes protocol scores);
+    `labels` is the ground truth of annotated frames (what the Cityscapes protocol scores),
+    `instances` their Cityscapes instance ids where the data has them (for iIoU);
     `dense_labels` the per-frame ground truth that synthetic data has for every frame.
     `degraded` is None when the data does not say. `name` is the Cityscapes-style
     ``<city>_<sequence>_<frame>`` stem that dumped predictions are named after. `key` is the
@@ -53,6 +55,7 @@ class EvalFrame:
     city: str
     name: str
     key: FrameKey | None = None
+    instances: np.ndarray | None = None
 
     @property
     def ground_truth(self) -> np.ndarray | None:
@@ -60,18 +63,31 @@ class EvalFrame:
         return self.dense_labels if self.dense_labels is not None else self.labels
 
 
-def _scores(matrix: ConfusionMatrix) -> dict | None:
+def _scores(matrix: ConfusionMatrix, instances: InstanceStats | None = None) -> dict | None:
+    """The scores of one frame set; iIoU only when every frame of it has instance ids."""
     if matrix.frames == 0:
         return None
-    return {
+    scores = {
         'frames': matrix.frames,
         'pixels': matrix.total,
         'miou': matrix.miou(),
         'pixel_accuracy': matrix.pixel_accuracy(),
         'iou': matrix.iou().tolist(),
+        'category_miou': matrix.category_miou(),
+        'category_iou': matrix.category_iou().tolist(),
+        'iiou': None, 'iiou_per_class': None,
+        'category_iiou': None, 'iiou_per_category': None,
         'present': matrix.present.tolist(),
         'confusion': matrix.counts.tolist(),
     }
+    if instances is not None and instances.frames == matrix.frames:
+        scores |= {
+            'iiou': instances.mean_iiou(matrix),
+            'iiou_per_class': instances.iiou(matrix).tolist(),
+            'category_iiou': instances.mean_category_iiou(matrix),
+            'iiou_per_category': instances.category_iiou(matrix).tolist(),
+        }
+    return scores
 
 
 class PathMetrics:
@@ -79,6 +95,7 @@ class PathMetrics:
 
     def __init__(self) -> None:
         self.annotated = ConfusionMatrix()
+        self.annotated_instances = InstanceStats()
         self.dense = ConfusionMatrix()
         self.clean = ConfusionMatrix()
         self.degraded = ConfusionMatrix()
@@ -101,6 +118,8 @@ class PathMetrics:
             self.latency[stage].add(timings_ms[stage])
         if frame.labels is not None:
             self.annotated.update(labels, frame.labels)
+            if frame.instances is not None:
+                self.annotated_instances.update(labels, frame.instances)
         if frame.dense_labels is not None:
             self.dense.update(labels, frame.dense_labels)
         ground_truth = frame.ground_truth
@@ -129,7 +148,7 @@ class PathMetrics:
             'frames': self.frames,
             'memory_writes': self.memory_writes,
             'memory_resets': self.resets,
-            'annotated': _scores(self.annotated),
+            'annotated': _scores(self.annotated, self.annotated_instances),
             'dense': _scores(self.dense),
             'clean': _scores(self.clean),
             'degraded': _scores(self.degraded),
@@ -193,6 +212,7 @@ class EvaluationResult:
             'dataset': self.dataset.to_dict(),
             'engine': dict(self.engine),
             'class_names': list(CLASS_NAMES),
+            'category_names': list(CATEGORY_NAMES),
             'paths': {name: metrics.to_dict() for name, metrics in self.paths.items()},
         }
 
@@ -258,7 +278,7 @@ def evaluate(
 ) -> EvaluationResult:
     """Stream `frames` (time order per camera) through `engine` and score each path.
 
-    Predictions of frames with ground truth are written under
+    Predictions of the annotated frames (the frames cityscapesScripts scores) are written under
     ``dump_predictions/<path>/<camera>/`` when it is given (each camera's folder mirrors its
     Cityscapes tree). `progress` is called once per frame.
     """
@@ -295,7 +315,7 @@ def evaluate(
             timings = stream.record_output(streamed, result, time.monotonic())
             metrics.update(frame, result.labels, timings, result.memory_written)
             predictions[name] = result.labels
-            if dump_predictions is not None and frame.ground_truth is not None:
+            if dump_predictions is not None and frame.labels is not None:
                 write_prediction(Path(dump_predictions) / name / frame.camera, frame.city,
                                  frame.name, result.labels)
         picker.offer(frame, memory_full, predictions)

@@ -1,4 +1,12 @@
-"""Segmentation metrics: the Cityscapes confusion-matrix protocol and temporal consistency.
+"""Segmentation metrics: the official Cityscapes scores and temporal consistency.
+
+The definitions are those of cityscapesScripts' ``evalPixelLevelSemanticLabeling``: one
+confusion matrix over every scored frame; the IoU of a class is TP / (TP + FP + FN), with false
+positives counted only on pixels whose ground truth is evaluated; a class (or category) whose
+union is empty has no IoU (NaN) and the mean runs over the others, so a class that is predicted
+but absent from the ground truth counts as 0. Category IoU does the same for the 7 categories
+(a prediction anywhere in the category is a hit). The instance-weighted iIoU is in
+`lma_perception.eval.instances`.
 
 Everything here works on plain numpy arrays of train ids (0..18, 255 = ignored), so offline,
 live and training validation scores share one implementation. Latency statistics live in
@@ -9,7 +17,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from lma_perception.labels import IGNORE_INDEX, NUM_CLASSES
+from lma_perception.labels import CATEGORY_NAMES, IGNORE_INDEX, NUM_CLASSES, TRAIN_LABELS
+
+
+def nanmean(scores: np.ndarray) -> float:
+    """Mean of the scores that exist (not NaN), NaN when none does: cityscapesScripts' average."""
+    valid = ~np.isnan(scores)
+    return float(scores[valid].mean()) if valid.any() else float('nan')
+
+
+def category_members(num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Boolean matrix (category × train id): which evaluated classes form each category."""
+    names = [label.category for label in TRAIN_LABELS[:num_classes]]
+    return np.array([[name == category for name in names] for category in CATEGORY_NAMES])
 
 
 def _check_pair(prediction: np.ndarray, ground_truth: np.ndarray) -> None:
@@ -74,21 +94,39 @@ class ConfusionMatrix:
         """Boolean mask of the classes that occur in the ground truth."""
         return self.counts.sum(axis=1) > 0
 
+    def false_positives(self) -> np.ndarray:
+        """Per class, the pixels predicted as it whose (evaluated) ground truth is another."""
+        predictions = self.counts[:, : self.num_classes]
+        return predictions.sum(axis=0) - np.diag(predictions)
+
     def iou(self) -> np.ndarray:
-        """Intersection over union per class; NaN where a class is neither true nor predicted."""
+        """Intersection over union per class; NaN where the union is empty."""
         true_positives = np.diag(self.counts[:, : self.num_classes]).astype(np.float64)
-        ground_truth = self.counts.sum(axis=1)
-        predicted = self.counts[:, : self.num_classes].sum(axis=0)
-        union = ground_truth + predicted - true_positives
+        union = self.counts.sum(axis=1) + self.false_positives()
         with np.errstate(invalid='ignore', divide='ignore'):
             return np.where(union > 0, true_positives / union, np.nan)
 
     def miou(self) -> float:
-        """Mean IoU over the classes present in the ground truth (NaN when nothing counted)."""
-        present = self.present
-        if not present.any():
-            return float('nan')
-        return float(self.iou()[present].mean())
+        """Mean IoU over the classes whose union is not empty (NaN when there is none)."""
+        return nanmean(self.iou())
+
+    def category_counts(self) -> np.ndarray:
+        """The matrix folded to categories: (ground-truth category, predicted category + void)."""
+        members = category_members(self.num_classes).astype(np.int64)
+        folded = members @ self.counts[:, : self.num_classes] @ members.T
+        return np.concatenate([folded, members @ self.counts[:, self.num_classes:]], axis=1)
+
+    def category_iou(self) -> np.ndarray:
+        """IoU per category (order of `CATEGORY_NAMES`); NaN where the union is empty."""
+        counts = self.category_counts()
+        true_positives = np.diag(counts[:, :-1]).astype(np.float64)
+        union = counts.sum(axis=1) + counts[:, :-1].sum(axis=0) - true_positives
+        with np.errstate(invalid='ignore', divide='ignore'):
+            return np.where(union > 0, true_positives / union, np.nan)
+
+    def category_miou(self) -> float:
+        """Mean category IoU over the categories whose union is not empty."""
+        return nanmean(self.category_iou())
 
     def pixel_accuracy(self) -> float:
         """Fraction of counted pixels whose prediction is right (NaN when nothing counted)."""

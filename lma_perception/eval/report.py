@@ -3,8 +3,10 @@
 The metrics dict is what `EvaluationResult.to_dict()` returns (and what `metrics.json` holds):
 ``dataset``, ``engine``, ``class_names`` and ``paths`` (``'lma'`` and, when compared,
 ``'single_frame'``), each path with its scored frame sets (``annotated``, ``dense``, ``clean``,
-``degraded``: ``miou``, ``pixel_accuracy``, ``iou`` per class and the ``confusion`` counts, or
-``None`` when the data has no such frames), ``temporal_consistency`` and ``latency_ms``.
+``degraded``: ``miou``, ``pixel_accuracy``, ``iou`` per class, ``category_miou`` and
+``category_iou``, ``iiou`` / ``iiou_per_class`` and ``category_iiou`` / ``iiou_per_category``
+(None without instance ground truth) and the ``confusion`` counts, or ``None`` when the data has
+no such frames), ``temporal_consistency`` and ``latency_ms``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,21 @@ FRAME_SETS = {
     'clean': 'mIoU, clean frames',
     'degraded': 'mIoU, degraded frames',
 }
+# Further scores of the annotated frames, where the data has what they need.
+ANNOTATED_SCORES = {
+    'category_miou': 'category mIoU, annotated frames',
+    'iiou': 'iIoU (classes), annotated frames',
+    'category_iiou': 'iIoU (categories), annotated frames',
+}
+DEFINITION = (
+    'mIoU: as cityscapesScripts (evalPixelLevelSemanticLabeling) scores it: one confusion '
+    'matrix over all frames of a set, 19 classes, ground truth 255 ignored, a void prediction '
+    'a miss; IoU = TP / (TP + FP + FN), the mean over every class whose union is not empty '
+    '(a class predicted but absent from the ground truth counts as 0; classes neither present '
+    'nor predicted are n/a). Category mIoU: the same over the 7 categories. iIoU: TP and FN '
+    'weighted per ground-truth instance by (average instance size of its class) / (its size), '
+    'for the 8 classes and 2 categories with instances, where instance ids exist.'
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +111,10 @@ def summary_rows(metrics: Mapping) -> list[tuple[str, ...]]:
             frames = max(entry['frames'] for entry in scored if entry)
             add(f'{name} ({frames})', [entry and entry['miou'] for entry in scored])
     annotated = [metrics['paths'][path]['annotated'] for path in paths]
+    for key, name in ANNOTATED_SCORES.items():
+        values = [entry and entry.get(key) for entry in annotated]
+        if any(value is not None for value in values):
+            add(name, values)
     if any(annotated):
         add('pixel accuracy, annotated frames', [e and e['pixel_accuracy'] for e in annotated])
     temporal = [metrics['paths'][path]['temporal_consistency'] for path in paths]
@@ -132,13 +153,15 @@ def format_table(rows: Sequence[Sequence[str]], markdown: bool = False) -> str:
     return '\n'.join([line(rows[0]), rule, *(line(row) for row in rows[1:])])
 
 
-def _class_rows(metrics: Mapping, key: str) -> list[tuple[str, ...]]:
+def _class_rows(metrics: Mapping, key: str, names: str = 'class_names', scores: str = 'iou',
+                what: str = 'class') -> list[tuple[str, ...]]:
+    """Per class (or category) IoU of frame set `key`, one column per path; n/a: not counted."""
     paths = [path for path in metrics['paths'] if metrics['paths'][path][key]]
     compare = paths == ['lma', 'single_frame']
-    header = ('class', *(PATH_TITLES.get(path, path) for path in paths))
+    header = (what, *(PATH_TITLES.get(path, path) for path in paths))
     rows = [(*header, 'Δ') if compare else header]
-    for index, name in enumerate(metrics['class_names']):
-        values = [metrics['paths'][path][key]['iou'][index] for path in paths]
+    for index, name in enumerate(metrics[names]):
+        values = [metrics['paths'][path][key][scores][index] for path in paths]
         row = (name, *(_percent(value) for value in values))
         rows.append((*row, _delta(*values)) if compare else row)
     return rows
@@ -241,16 +264,17 @@ def _markdown(metrics: Mapping, plots: Mapping[str, str]) -> str:
         '',
         format_table(summary_rows(metrics), markdown=True),
         '',
-        'mIoU: Cityscapes protocol, one confusion matrix over all frames of a set, 19 classes, '
-        'ground truth 255 ignored, mean over the classes present in the ground truth. '
-        'Label flips: fraction of pixels whose predicted class changes between consecutive '
-        'frames while the ground truth stays the same. Latency: per frame and stage, batch of '
-        'one, on the device above.',
+        f'{DEFINITION} Label flips: fraction of pixels whose predicted class changes between '
+        'consecutive frames while the ground truth stays the same. Latency: per frame and '
+        'stage, batch of one, on the device above.',
     ]
     for key in FRAME_SETS:
         if metrics['paths']['lma'][key]:
             lines += ['', f'## Per-class IoU ({key} frames)', '',
-                      format_table(_class_rows(metrics, key), markdown=True)]
+                      format_table(_class_rows(metrics, key), markdown=True),
+                      '', f'## Per-category IoU ({key} frames)', '',
+                      format_table(_class_rows(metrics, key, 'category_names', 'category_iou',
+                                               'category'), markdown=True)]
             break
     lines += ['', '## Plots', '']
     lines += [f'### {title}\n\n![{title}]({name})\n' for name, title in plots.items()]

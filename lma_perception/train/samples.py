@@ -8,6 +8,7 @@ number of loader workers and after a resume.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,6 +17,8 @@ from torch.utils.data import Dataset
 
 from lma_perception.data.cityscapes import CityscapesTree, FrameFiles
 from lma_perception.labels import IGNORE_INDEX, NUM_CLASSES
+
+_LOG = logging.getLogger(__name__)
 
 
 def sample_frames(
@@ -61,14 +64,20 @@ class SegmentationSamples(Dataset):
         self.augment, self.translate_px, self.seed = augment, translate_px, seed
         self.epoch = 0
         self.samples = sample_frames(tree, memory_length, dense_labels=dense_labels)
+        short = [f.name for s in tree.sequences() for f in s.frames[:memory_length]
+                 if f.labels is not None]
+        if short:
+            _LOG.warning('%s (%s): %d annotated frame(s) have fewer than %d earlier frames (no '
+                         'leftImg8bit_sequence snippet) and are not used: %s', tree.root,
+                         tree.split, len(short), memory_length, ', '.join(short))
         if limit is not None and limit < len(self.samples):
             # An even spread over the split rather than its first sequences.
             picks = np.linspace(0, len(self.samples) - 1, limit).round().astype(int)
             self.samples = [self.samples[i] for i in picks]
         if not self.samples:
             raise ValueError(
-                f'{tree.root} ({tree.split}): no labelled frame with {memory_length} earlier '
-                'frame(s) to train on'
+                f'no labelled frame with {memory_length} earlier frame(s) to train on; '
+                f'{tree.describe()}'
             )
 
     def __len__(self) -> int:
