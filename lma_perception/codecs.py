@@ -47,6 +47,7 @@ _LAYOUTS: dict[str, _Layout] = {
 }
 
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUTS)
+_MONO16 = _Layout(1, 2, None)  # ground truth only (instance ids), never a camera image
 
 # Encodings with more than 8 bits per channel: named so the error can say why they are refused.
 _WIDE_ENCODINGS = frozenset({
@@ -95,6 +96,19 @@ def mono8_to_array(
     return _unpack('mono8', _LAYOUTS['mono8'], height, width, step, data)
 
 
+def mono16_to_array(
+    height: int, width: int, step: int, is_bigendian: bool,
+    data: bytes | bytearray | memoryview | np.ndarray,
+) -> np.ndarray:
+    """Return a `mono16` buffer (e.g. instance ids) as an H×W uint16 array, padding skipped.
+
+    Raises:
+        ImageFormatError: as `image_to_rgb`.
+    """
+    rows = _unpack('mono16', _MONO16, height, width, step, data)
+    return np.ascontiguousarray(rows).view('>u2' if is_bigendian else '<u2').astype(np.uint16)
+
+
 def _unpack(
     encoding: str,
     layout: _Layout,
@@ -122,7 +136,7 @@ def _unpack(
         raise ImageFormatError(f'{encoding} needs an even width, got {width}')
     pixels = buffer.reshape(height, step)[:, :row_bytes]
     if layout.channels == 1:
-        return pixels.reshape(height, width)
+        return pixels.reshape(height, row_bytes)  # one byte per pixel but for mono16
     return pixels.reshape(height, width, layout.channels)
 
 

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -80,8 +81,9 @@ def test_counts_and_both_paths_reported(run, tree):
     result, _ = run
     metrics = result.to_dict()
     frames = SEQUENCES * SYNTH.frames * len(CAMERAS)
-    assert metrics['dataset'] | {'path': None} == {
-        'path': None, 'kind': 'Cityscapes-style tree, split val', 'cameras': list(CAMERAS),
+    assert metrics['dataset'] | {'path': None, 'reading': None} == {
+        'path': None, 'reading': None, 'kind': 'Cityscapes-style tree, split val',
+        'cameras': list(CAMERAS),
         'sequences': SEQUENCES, 'frames': frames, 'annotated_frames': SEQUENCES * len(CAMERAS),
         'dense_frames': frames, 'degraded_frames': _sidecar_degraded_frames(tree),
     }
@@ -100,29 +102,33 @@ def test_counts_and_both_paths_reported(run, tree):
     assert metrics['engine']['model'] == 'lma_erfnet'
 
 
-def test_scores_match_the_dumped_predictions(run, tree):
-    """Re-scoring the dumped PNGs against gtFineDense gives the evaluator's confusion matrix."""
+@pytest.fixture(scope='module')
+def every_frame_run(tree, tmp_path_factory):
+    """Both paths on a copy of the tree whose every frame is annotated, predictions dumped."""
+    root = tmp_path_factory.mktemp('annotated') / 'tree'
+    shutil.copytree(tree, root)
+    for dense in root.glob('*/gtFineDense/val/*/*.png'):
+        shutil.copy(dense, root / dense.parts[-5] / 'gtFine' / 'val' / dense.parent.name)
+    dump = tmp_path_factory.mktemp('dump_all')
+    frames, dataset = open_dataset(root)
+    evaluate(_engine(), frames, dataset, compare_single_frame=True, dump_predictions=dump)
+    return dump
+
+
+def test_dump_holds_the_annotated_frames_and_rescores_to_the_same_matrix(run, tree):
+    """The dump is one label-id PNG per gtFine frame, named as cityscapesScripts pairs them."""
     result, dump = run
     for name in (LMA, SINGLE_FRAME):
         matrix = ConfusionMatrix()
-        for camera in CAMERAS:
-            for truth in sorted(tree.glob(f'{camera}/gtFineDense/val/*/*.png')):
-                stem = truth.name.removesuffix('_gtFine_labelTrainIds.png')
-                matrix.update(_prediction(dump, name, camera, stem),
-                              cv2.imread(str(truth), cv2.IMREAD_UNCHANGED))
-        np.testing.assert_array_equal(matrix.counts, result.paths[name].dense.counts)
-
-
-def test_memory_is_carried_within_and_reset_between_sequences(run):
-    """With an empty memory LMA equals the single-frame path: true for every first frame only."""
-    _, dump = run
-    for camera in CAMERAS:
-        for sequence in range(SEQUENCES):
-            stems = [f'synthcity_{sequence:06d}_{frame:06d}' for frame in range(SYNTH.frames)]
-            lma = [_prediction(dump, LMA, camera, stem) for stem in stems]
-            single = [_prediction(dump, SINGLE_FRAME, camera, stem) for stem in stems]
-            np.testing.assert_array_equal(lma[0], single[0])
-            assert any((a != b).any() for a, b in zip(lma[1:], single[1:], strict=True))
+        dumped = sorted(p.name for p in (dump / name).glob('*/synthcity/*.png'))
+        truths = sorted(tree.glob('*/gtFine/val/*/*_gtFine_labelTrainIds.png'))
+        assert dumped == sorted(t.name.replace('_gtFine_labelTrainIds', '_pred_labelIds')
+                                for t in truths)
+        for truth in truths:
+            stem = truth.name.removesuffix('_gtFine_labelTrainIds.png')
+            matrix.update(_prediction(dump, name, truth.parts[-5], stem),
+                          cv2.imread(str(truth), cv2.IMREAD_UNCHANGED))
+        np.testing.assert_array_equal(matrix.counts, result.paths[name].annotated.counts)
 
 
 def test_annotated_scores_agree_with_cityscapesscripts(run, tree):
@@ -219,7 +225,8 @@ def test_command_line(tree, tmp_path, capsys):
     assert f'{writes} of {metrics["paths"][LMA]["frames"]}' in out
     assert metrics['engine']['memory_length'] == 2
     assert 0 < metrics['paths'][LMA]['memory_writes'] <= metrics['paths'][LMA]['frames']
-    assert len(list((tmp_path / 'dump' / LMA).glob('*/synthcity/*_pred_labelIds.png'))) == 10
+    assert sorted(p.name for p in (tmp_path / 'dump' / LMA).glob('*/synthcity/*.png')) == [
+        'synthcity_000000_000003_pred_labelIds.png'] * 2  # the annotated frame of each camera
 
 
 @pytest.mark.parametrize(('arguments', 'code', 'message'), [

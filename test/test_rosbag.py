@@ -89,17 +89,20 @@ def test_any_reader_opens_the_bag_with_standard_metadata(bag):
     counts = {t['topic_metadata']['name']: t['message_count']
               for t in metadata['topics_with_message_count']}
     assert counts == {'/front/image_raw': 8, '/front/semantic/ground_truth': 8,
-                      '/front/synthetic/degradation': 8,
+                      '/front/synthetic/degradation': 8, '/front/cityscapes/stem': 8,
                       '/front_left/image_raw': 8, '/front_left/semantic/ground_truth': 8,
-                      '/front_left/synthetic/degradation': 8}
-    assert metadata['message_count'] == 48
+                      '/front_left/synthetic/degradation': 8, '/front_left/cityscapes/stem': 8}
+    assert metadata['message_count'] == 64
     with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
         assert {c.msgtype for c in reader.connections} == {'sensor_msgs/msg/Image',
                                                            'std_msgs/msg/String'}
-        encodings, kinds, times = {}, set(), {}
+        encodings, kinds, stems, times = {}, set(), set(), {}
         for connection, timestamp, raw in reader.messages():
             message = reader.deserialize(raw, connection.msgtype)
             times.setdefault(connection.msgtype, set()).add(timestamp)
+            if connection.topic.endswith('/cityscapes/stem'):
+                stems.add(message.data)
+                continue
             if connection.msgtype == 'std_msgs/msg/String':
                 kinds.add(message.data)
                 continue
@@ -109,6 +112,7 @@ def test_any_reader_opens_the_bag_with_standard_metadata(bag):
     assert encodings['/front/image_raw'] == {'rgb8'}
     assert encodings['/front/semantic/ground_truth'] == {'mono8'}
     assert kinds == {'', 'noise'}
+    assert stems == {f'synthcity_{s:06d}_{f:06d}' for s in range(2) for f in range(4)}
     # A String has no header: its bag time is the stamp of its image.
     assert times['std_msgs/msg/String'] == times['sensor_msgs/msg/Image']
 

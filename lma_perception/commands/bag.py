@@ -15,8 +15,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         'bag',
         help='convert a Cityscapes-style tree into a rosbag2, or summarise a bag',
         description='`bag write` records a tree (real Cityscapes or `synth` output) as a rosbag2 '
-        'with /<camera>/image_raw (rgb8), /<camera>/semantic/ground_truth (mono8 train ids) and, '
-        'for trees that record degradations, /<camera>/synthetic/degradation (std_msgs/String); '
+        'with /<camera>/image_raw (rgb8), /<camera>/semantic/ground_truth (mono8 train ids), '
+        '/<camera>/cityscapes/stem (std_msgs/String, each frame\'s Cityscapes file-name stem), '
+        '/<camera>/semantic/instance_ids (mono16, where the tree has _gtFine_instanceIds.png) '
+        'and, for trees that record degradations, /<camera>/synthetic/degradation '
+        '(std_msgs/String); '
         '`bag info` lists the cameras, frames, ground truth, degraded frames and sequences of a '
         'bag.',
     )
@@ -64,6 +67,7 @@ def _write(args: argparse.Namespace) -> int:
                           camera_name=args.camera_name,
                           size=None if args.size is None else args.size[::-1])
     total = sum(len(s.frames) for s in tree.sequences())
+    print(tree.describe())
     # A synthetic root (or one of its camera trees) records the rate it was rendered at.
     synthetic = load_config(args.tree) or load_config(args.tree.parent)
     fps = args.fps or (synthetic.fps if synthetic else FPS)

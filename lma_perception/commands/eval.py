@@ -97,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
             return fail(str(error))
     result.engine['weights'] = str(args.weights) if args.weights else 'shipped'
     metrics = result.to_dict()
+    if not any(metrics['paths']['lma'][key] for key in ('annotated', 'dense')):
+        return fail(f'nothing scored: no evaluated frame has ground truth '
+                    f'({describe_dataset(metrics["dataset"])})')
     print(describe_dataset(metrics['dataset']))
     print(format_table(summary_rows(metrics)))
     if args.dump_predictions is not None:

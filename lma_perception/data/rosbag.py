@@ -9,9 +9,15 @@ Layout of the bags written here (one rosbag2 folder with ``metadata.yaml``, mcap
 - ``/<camera>/synthetic/degradation``: ``std_msgs/msg/String``, for every frame when the source
   records degradations (synthetic trees), else absent: the kind of degradation (``noise``,
   ``motion_blur``, ...) of a degraded frame, ``''`` for a clean one;
+- ``/<camera>/semantic/instance_ids``: ``sensor_msgs/msg/Image``, ``mono16`` Cityscapes instance
+  ids (label id × 1000 + index inside an instance), for the frames whose tree has
+  ``_gtFine_instanceIds.png``, so that iIoU can be scored from the bag;
+- ``/<camera>/cityscapes/stem``: ``std_msgs/msg/String``, for every frame of a tree: its
+  Cityscapes file-name stem ``<city>_<sequence>_<frame>``, so that predictions scored from the
+  bag keep the names cityscapesScripts pairs with the tree's ground truth;
 - image and ground truth of a frame share the header (stamp, ``frame_id`` =
-  ``<camera>_optical_frame``), and the bag time of all three equals the header stamp (a String
-  has no header: the degradation belongs to the image of its camera at its bag time);
+  ``<camera>_optical_frame``), and the bag time of every message equals the header stamp (a
+  String has no header: it belongs to the image of its camera at its bag time);
 - frames of a sequence are ``1 / fps`` apart (17 Hz, as Cityscapes); consecutive sequences are
   separated by ``SEQUENCE_GAP_S`` (1 s), twice the continuity boundary
   (:data:`lma_perception.continuity.SEQUENCE_BOUNDARY_S`). The reader starts a sequence exactly
@@ -35,7 +41,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lma_perception.codecs import ImageFormatError, image_to_rgb, mono8_to_array
+from lma_perception.codecs import (
+    ImageFormatError,
+    image_to_rgb,
+    mono8_to_array,
+    mono16_to_array,
+)
 from lma_perception.continuity import (
     SEQUENCE_BOUNDARY_S,
     FrameKey,
@@ -55,6 +66,8 @@ STORAGES = ('mcap', 'sqlite3')
 _IMAGE_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/image_raw$')
 _TRUTH_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/semantic/ground_truth$')
 _DEGRADATION_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/synthetic/degradation$')
+_INSTANCES_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/semantic/instance_ids$')
+_STEM_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/cityscapes/stem$')
 
 
 class BagError(ValueError):
@@ -76,6 +89,8 @@ class BagFrame:
     ground_truth: np.ndarray | None   # H×W uint8 train ids
     sequence_start: bool = False      # first frame of the camera, or after a gap / time jump
     degradation: str | None = None
+    stem: str | None = None           # Cityscapes ``<city>_<sequence>_<frame>`` of the source
+    instances: np.ndarray | None = None  # H×W uint16 Cityscapes instance ids
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,16 @@ def ground_truth_topic(camera: str) -> str:
 def degradation_topic(camera: str) -> str:
     """Return the degradation topic of a camera."""
     return f'/{camera}/synthetic/degradation'
+
+
+def instances_topic(camera: str) -> str:
+    """Return the instance-id topic of a camera."""
+    return f'/{camera}/semantic/instance_ids'
+
+
+def stem_topic(camera: str) -> str:
+    """Return the topic of a camera's Cityscapes file-name stems."""
+    return f'/{camera}/cityscapes/stem'
 
 
 def optical_frame(camera: str) -> str:
@@ -160,10 +185,21 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
                     writer.write(connection(ground_truth_topic(frame.camera)), frame.stamp_ns,
                                  _serialize(frame, frame.ground_truth, 'mono8'))
                     truth += 1
+                if frame.instances is not None:
+                    if frame.instances.shape != frame.image.shape[:2]:
+                        raise BagError(f'{path}: instance ids {frame.instances.shape} do not '
+                                       f'match image {frame.image.shape[:2]} '
+                                       f'({frame.camera} at {frame.stamp_ns} ns)')
+                    writer.write(connection(instances_topic(frame.camera)), frame.stamp_ns,
+                                 _serialize(frame, frame.instances, 'mono16'))
+                for topic, text in ((degradation_topic, frame.degradation),
+                                    (stem_topic, frame.stem)):
+                    if text is not None:
+                        message = store.types[DEGRADATION_TYPE](data=text)
+                        writer.write(connection(topic(frame.camera), DEGRADATION_TYPE),
+                                     frame.stamp_ns,
+                                     store.serialize_cdr(message, DEGRADATION_TYPE))
                 if frame.degradation is not None:
-                    message = store.types[DEGRADATION_TYPE](data=frame.degradation)
-                    writer.write(connection(degradation_topic(frame.camera), DEGRADATION_TYPE),
-                                 frame.stamp_ns, store.serialize_cdr(message, DEGRADATION_TYPE))
                     degraded = (degraded or 0) + (frame.degradation != '')
                 count += 1
                 first = frame.stamp_ns if first is None else first
@@ -178,18 +214,19 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
 def _serialize(frame: BagFrame, pixels: np.ndarray, encoding: str) -> bytes:
     store = _typestore()
     types = store.types
-    pixels = np.ascontiguousarray(pixels, np.uint8)
+    pixels = np.ascontiguousarray(pixels, '<u2' if encoding == 'mono16' else np.uint8)
     if encoding == 'rgb8' and (pixels.ndim != 3 or pixels.shape[2] != 3):
         raise BagError(f'images must be H×W×3 uint8 RGB, got shape {pixels.shape}')
-    if encoding == 'mono8' and pixels.ndim != 2:
-        raise BagError(f'ground truth must be H×W uint8, got shape {pixels.shape}')
+    if encoding in ('mono8', 'mono16') and pixels.ndim != 2:
+        raise BagError(f'ground truth must be H×W, got shape {pixels.shape}')
     height, width = pixels.shape[:2]
     seconds, nanoseconds = divmod(frame.stamp_ns, 10 ** 9)
     header = types['std_msgs/msg/Header'](
         stamp=types['builtin_interfaces/msg/Time'](sec=seconds, nanosec=nanoseconds),
         frame_id=frame.frame_id)
     message = types[IMAGE_TYPE](header=header, height=height, width=width, encoding=encoding,
-                                is_bigendian=0, step=pixels.strides[0], data=pixels.reshape(-1))
+                                is_bigendian=0, step=pixels.strides[0],
+                                data=pixels.reshape(-1).view(np.uint8))
     return store.serialize_cdr(message, IMAGE_TYPE)
 
 
@@ -199,7 +236,8 @@ def tree_frames(tree: CityscapesTree, *, fps: float = FPS, gap_s: float = SEQUEN
 
     Frames are stamped at ``fps`` within a sequence, sequences ``gap_s`` apart. Ground truth is
     dense when ``dense`` is set and the tree has it, else that of the annotated frames. The
-    degradation of a frame is recorded when the tree records degradations.
+    degradation of a frame is recorded when the tree records degradations, its stem always,
+    its instance ids where the tree has them.
     """
     if fps <= 0 or gap_s <= SEQUENCE_BOUNDARY_S:
         raise BagError(f'fps must be > 0 and the gap between sequences > {SEQUENCE_BOUNDARY_S} s '
@@ -221,31 +259,37 @@ def tree_frames(tree: CityscapesTree, *, fps: float = FPS, gap_s: float = SEQUEN
         if frame.degraded is not None:
             degradation = frame.degradation['kind'] if frame.degraded else ''
         yield BagFrame(frame.camera, stamp, optical_frame(frame.camera), frame.image, truth,
-                       degradation=degradation)
+                       degradation=degradation, stem=frame.name, instances=frame.instances)
 
 
 # Reading ----------------------------------------------------------------------------------------
 
 def read_bag(path: str | Path, cameras: Sequence[str] | None = None, *,
-             max_gap_s: float = SEQUENCE_BOUNDARY_S) -> Iterator[BagFrame]:
+             max_gap_s: float = SEQUENCE_BOUNDARY_S,
+             require_ground_truth: bool = False) -> Iterator[BagFrame]:
     """Read the frames of a bag in time order (cameras by name at equal stamps).
 
     A frame starts a sequence where `lma_perception.continuity.reset_reason` with `max_gap_s`
     would clear its camera's memory.
 
-    The bag is opened and its topics checked at once (a :class:`BagError` right away);
-    frames are then decoded as they are iterated.
+    The bag is opened and its topics checked at once (a :class:`BagError` right away, also when
+    `require_ground_truth` is set and no camera has a ground-truth topic); frames are then
+    decoded as they are iterated.
     """
     path = Path(path)
     if not path.exists():
         raise BagError(f'no bag at {path}')
     reader = _open(path)
     try:
-        images, truths, degradations = _topics(reader, path, cameras)
+        topics = _topics(reader, path, cameras)
+        if require_ground_truth and not topics['truth']:
+            raise BagError(f'{path}: nothing labelled: no {IMAGE_TYPE} ground truth on '
+                           f'/<camera>/semantic/ground_truth; topics in the bag: '
+                           f'{_listing(reader)}')
     except BaseException:
         reader.close()
         raise
-    return _frames(reader, path, images, truths, degradations, seconds_to_ns(max_gap_s))
+    return _frames(reader, path, topics, seconds_to_ns(max_gap_s))
 
 
 def _open(path: Path):
@@ -260,52 +304,73 @@ def _open(path: Path):
     return reader
 
 
-def _topics(reader, path: Path, cameras: Sequence[str] | None):
-    """Image, ground-truth and degradation connections by connection id → camera."""
-    images: dict[int, str] = {}
-    truths: dict[int, str] = {}
-    degradations: dict[int, str] = {}
-    table = ((_IMAGE_TOPIC, IMAGE_TYPE, images), (_TRUTH_TOPIC, IMAGE_TYPE, truths),
-             (_DEGRADATION_TOPIC, DEGRADATION_TYPE, degradations))
+def _listing(reader) -> str:
+    return ', '.join(f'{c.topic} ({c.msgtype})' for c in reader.connections) or 'none'
+
+
+# Kinds of topic read: name pattern and message type. The String topics are ours alone, so
+# another type on them is an error; other Image-named topics of another type are foreign data.
+_TOPIC_KINDS = {
+    'image': (_IMAGE_TOPIC, IMAGE_TYPE),
+    'truth': (_TRUTH_TOPIC, IMAGE_TYPE),
+    'instances': (_INSTANCES_TOPIC, IMAGE_TYPE),
+    'degradation': (_DEGRADATION_TOPIC, DEGRADATION_TYPE),
+    'stem': (_STEM_TOPIC, DEGRADATION_TYPE),
+}
+_TEXT_KINDS = ('degradation', 'stem')
+
+
+def _topics(reader, path: Path, cameras: Sequence[str] | None) -> dict[str, dict[int, str]]:
+    """Per kind of topic, connection id → camera."""
+    found: dict[str, dict[int, str]] = {kind: {} for kind in _TOPIC_KINDS}
     for connection in reader.connections:
-        for pattern, msgtype, found in table:
+        for kind, (pattern, msgtype) in _TOPIC_KINDS.items():
             match = pattern.match(connection.topic)
             if match and connection.msgtype == msgtype:
-                found[connection.id] = match['camera']
-            elif match and found is degradations:
-                # Other image types are skipped as foreign data; this topic name is ours alone.
-                raise BagError(f'{path}: {connection.topic} must be {DEGRADATION_TYPE}, got '
+                found[kind][connection.id] = match['camera']
+            elif match and kind in _TEXT_KINDS:
+                raise BagError(f'{path}: {connection.topic} must be {msgtype}, got '
                                f'{connection.msgtype}')
+    images = found['image']
     if not images:
-        listing = ', '.join(f'{c.topic} ({c.msgtype})' for c in reader.connections) or 'none'
         raise BagError(f'{path}: no camera images (expected {IMAGE_TYPE} on /<camera>/image_raw);'
-                       f' topics in the bag: {listing}')
+                       f' topics in the bag: {_listing(reader)}')
     if cameras is not None:
         present = sorted(set(images.values()))
         missing = [c for c in cameras if c not in present]
         if missing:
             raise BagError(f'{path}: no {", ".join(image_topic(c) for c in missing)} in the bag; '
                            f'cameras present: {", ".join(present)}')
-        images = {k: c for k, c in images.items() if c in cameras}
-        truths = {k: c for k, c in truths.items() if c in cameras}
-        degradations = {k: c for k, c in degradations.items() if c in cameras}
-    truths = {k: c for k, c in truths.items() if c in images.values()}
-    degradations = {k: c for k, c in degradations.items() if c in images.values()}
-    return images, truths, degradations
+    wanted = set(images.values()) if cameras is None else set(cameras)
+    return {kind: {k: c for k, c in ids.items() if c in wanted} for kind, ids in found.items()}
 
 
-def _frames(reader, path: Path, images: dict[int, str], truths: dict[int, str],
-            degradations: dict[int, str], max_gap_ns: int) -> Iterator[BagFrame]:
-    connections = [c for c in reader.connections
-                   if c.id in images or c.id in truths or c.id in degradations]
-    # Frames of the current bag time, by (camera, header stamp): [log time, image, truth,
-    # degradation]. They are emitted once the bag time moves on, sorted by camera, so that the
+def _frames(reader, path: Path, topics: dict[str, dict[int, str]],
+            max_gap_ns: int) -> Iterator[BagFrame]:
+    owner = {connection_id: (kind, camera) for kind, ids in topics.items()
+             for connection_id, camera in ids.items()}
+    connections = [c for c in reader.connections if c.id in owner]
+    # Frames of the current bag time, by (camera, header stamp): log time and the message of
+    # each kind. They are emitted once the bag time moves on, sorted by camera, so that the
     # order is stable.
-    pending: dict[tuple[str, int], list] = {}
+    pending: dict[tuple[str, int], dict] = {}
     last_key: dict[str, FrameKey] = {}
 
+    def matching(camera: str, stamp: int, image, other, what: str) -> np.ndarray | None:
+        if other is None:
+            return None
+        if other[1] != image[1]:
+            raise BagError(f'{path}: {camera} at {stamp} ns: {what} frame_id '
+                           f'{other[1]!r} differs from the image\'s {image[1]!r}')
+        if other[0].shape != image[0].shape[:2]:
+            raise BagError(f'{path}: {camera} at {stamp} ns: {what} size '
+                           f'{other[0].shape[::-1]} differs from the image size '
+                           f'{image[0].shape[1::-1]}')
+        return other[0]
+
     def emit(key) -> Iterator[BagFrame]:
-        _, image, truth, degradation = pending.pop(key)
+        entry = pending.pop(key)
+        image = entry.get('image')
         if image is None:
             return  # ground truth without an image: nothing to segment
         camera, stamp = key
@@ -313,38 +378,30 @@ def _frames(reader, path: Path, images: dict[int, str], truths: dict[int, str],
         previous = last_key.get(camera)
         start = previous is None or reset_reason(previous, frame_key, max_gap_ns) is not None
         last_key[camera] = frame_key
-        ground_truth = None
-        if truth is not None:
-            if truth[1] != image[1]:
-                raise BagError(f'{path}: {camera} at {stamp} ns: ground truth frame_id '
-                               f'{truth[1]!r} differs from the image\'s {image[1]!r}')
-            ground_truth = truth[0]
-            if ground_truth.shape != image[0].shape[:2]:
-                raise BagError(f'{path}: {camera} at {stamp} ns: ground truth size '
-                               f'{ground_truth.shape[::-1]} differs from the image size '
-                               f'{image[0].shape[1::-1]}')
-        yield BagFrame(camera, stamp, image[1], image[0], ground_truth, start, degradation)
+        yield BagFrame(
+            camera, stamp, image[1], image[0],
+            matching(camera, stamp, image, entry.get('truth'), 'ground truth'), start,
+            entry.get('degradation'), entry.get('stem'),
+            matching(camera, stamp, image, entry.get('instances'), 'instance ids'))
 
     def ready(before: int | None) -> list:
-        keys = [k for k, v in pending.items() if before is None or v[0] < before]
-        return sorted(keys, key=lambda k: (pending[k][0], k[0]))
+        keys = [k for k, v in pending.items() if before is None or v['log_time'] < before]
+        return sorted(keys, key=lambda k: (pending[k]['log_time'], k[0]))
 
     try:
         messages = reader.messages(connections=connections)
         for connection, log_time, raw in _guarded(messages, path):
             for key in ready(log_time):
                 yield from emit(key)
-            if connection.id in degradations:
+            kind, camera = owner[connection.id]
+            if kind in _TEXT_KINDS:
                 # A String has no header: its bag time is the stamp of its frame.
-                camera, stamp, slot = degradations[connection.id], log_time, 3
+                stamp = log_time
                 value = _deserialize(raw, DEGRADATION_TYPE, connection.topic, path).data
             else:
-                is_image = connection.id in images
-                camera = images[connection.id] if is_image else truths[connection.id]
-                stamp, frame_id, pixels = _decode(raw, connection.topic, path, is_image)
-                slot, value = 1 if is_image else 2, (pixels, frame_id)
-            entry = pending.setdefault((camera, stamp), [log_time, None, None, None])
-            entry[slot] = value
+                stamp, frame_id, pixels = _decode(raw, connection.topic, path, kind)
+                value = (pixels, frame_id)
+            pending.setdefault((camera, stamp), {'log_time': log_time})[kind] = value
         for key in ready(None):
             yield from emit(key)
     finally:
@@ -373,13 +430,19 @@ def _deserialize(raw: bytes, msgtype: str, topic: str, path: Path):
                        f'({type(error).__name__}: {error})') from None
 
 
-def _decode(raw: bytes, topic: str, path: Path, is_image: bool):
+def _decode(raw: bytes, topic: str, path: Path, kind: str):
     message = _deserialize(raw, IMAGE_TYPE, topic, path)
     stamp = stamp_to_ns(message.header.stamp)
     try:
-        if is_image:
+        if kind == 'image':
             pixels = image_to_rgb(message.encoding, message.height, message.width, message.step,
                                   bool(message.is_bigendian), message.data)
+        elif kind == 'instances':
+            if message.encoding != 'mono16':
+                raise BagError(f'{path}: {topic}: instance ids must be mono16, got '
+                               f'{message.encoding!r}')
+            pixels = mono16_to_array(message.height, message.width, message.step,
+                                     bool(message.is_bigendian), message.data)
         elif message.encoding != 'mono8':
             raise BagError(f'{path}: {topic}: ground truth must be mono8 train ids, got '
                            f'{message.encoding!r}')

@@ -172,6 +172,7 @@ class DatasetCounts:
 
     path: str
     kind: str
+    reading: str = ''  # how a tree's annotated frames are read (snippets, single frames)
     cameras: list[str] = field(default_factory=list)
     sequences: int = 0
     frames: int = 0

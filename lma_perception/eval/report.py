@@ -86,11 +86,13 @@ def _delta(lma: float | None, single: float | None) -> str:
 def describe_dataset(dataset: Mapping) -> str:
     """One line on what was evaluated: path, kind, cameras, sequences and frame counts."""
     sequences = dataset['sequences']
+    reading = dataset.get('reading')
     return (
         f"{dataset['path']} ({dataset['kind']}; cameras {', '.join(dataset['cameras'])}): "
         f"{sequences} sequence{'' if sequences == 1 else 's'}, {dataset['frames']} frames, "
         f"{dataset['annotated_frames']} annotated, {dataset['dense_frames']} with dense "
-        f"ground truth, {dataset['degraded_frames']} degraded"
+        f"ground truth, {dataset['degraded_frames']} degraded" + (f'\n{reading}' if reading
+                                                                  else '')
     )
 
 
