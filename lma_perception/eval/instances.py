@@ -49,8 +49,9 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             average_size[label.train_id] = AVERAGE_INSTANCE_SIZE[label.name]
     category = np.full(256, -1, np.int64)
     category[:NUM_CLASSES] = category_members().argmax(axis=0)
-    # A category takes part when every label of it (ignored ones too) has instances.
-    whole = np.array([all(label.has_instances for label in LABELS if label.category == name)
+    # A category takes part when every label of it with an id (ignored ones too) has instances.
+    whole = np.array([all(label.has_instances for label in LABELS
+                          if label.category == name and label.id >= 0)
                       for name in CATEGORY_NAMES])
     return average_size, category, whole
 

@@ -64,6 +64,7 @@ LMANET_RENAMES = (
 )
 ENCODER_HEAD_PREFIX = 'encoder.output_conv.'
 MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors format's own limit
+LFS_POINTER_START = b'version https://git-lfs.github.com/spec/'
 CLASSIFIER_WEIGHT = 'decoder.output_conv.weight'
 
 
@@ -185,6 +186,19 @@ def _is_safetensors(path: Path) -> bool:
     return 0 < header_size <= MAX_SAFETENSORS_HEADER and head[8:9] == b'{'
 
 
+def _lfs_pointer_problem(path: Path) -> str | None:
+    """What a Git LFS pointer file stands for (the weights were never fetched), else None."""
+    with path.open('rb') as file:
+        head = file.read(1024)
+    if not head.startswith(LFS_POINTER_START):
+        return None
+    fields = dict(line.split(' ', 1) for line in head.decode('ascii', 'replace').splitlines()
+                  if ' ' in line)
+    return (f'{path}: a Git LFS pointer file, not the weights themselves (object '
+            f'{fields.get("oid", "unknown")}, {fields.get("size", "unknown")} bytes); fetch it '
+            f'with `git lfs pull` in its repository')
+
+
 def _unpickling_reason(message: str) -> str:
     """Extract the cause from a ``torch.load(weights_only=True)`` error, without advice."""
     marker = 'WeightsUnpickler error:'
@@ -200,6 +214,9 @@ def read_state_dict(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f'{path}: no such checkpoint file')
+    lfs_problem = _lfs_pointer_problem(path)
+    if lfs_problem is not None:
+        raise CheckpointError(lfs_problem)
     if _is_safetensors(path):
         try:
             with safe_open(str(path), framework='pt') as file:
