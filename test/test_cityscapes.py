@@ -1,11 +1,13 @@
 """The Cityscapes-style reader on a synthetic tree and on a hand-made real-layout tree."""
 
 import json
+import shutil
 
 import cv2
 import numpy as np
 import pytest
 
+from lma_perception.cli import main
 from lma_perception.data.cityscapes import CityscapesError, CityscapesTree, ClipDataset
 from lma_perception.labels import ID_TO_TRAIN_ID
 from lma_perception.synthetic.generator import SynthConfig, write_dataset
@@ -155,3 +157,86 @@ def test_problems_are_reported_by_name(tmp_path, synthetic):
     files = next(f for s in tree.sequences() for f in s.frames if f.image == victim)
     with pytest.raises(CityscapesError, match='cannot read image .*' + victim.name):
         tree.load(files)
+
+
+def test_annotated_frames_without_a_snippet_are_single_frames(tmp_path):
+    """With leftImg8bit_sequence present, leftImg8bit still gives the frames it lacks."""
+    root = _real_tree(tmp_path / 'cs')
+    single = root / 'leftImg8bit' / 'val' / 'bad-honnef'
+    single.mkdir(parents=True)
+    for path in sorted((root / 'leftImg8bit_sequence/val/bad-honnef').glob('*_000503_*')):
+        shutil.copy(path, single)  # leftImg8bit holds every annotated frame, as in the download
+    for path in (root / 'leftImg8bit_sequence/val/bad-honnef').glob('*_0005??_*'):
+        path.unlink()  # the second snippet is missing
+    shutil.copy(root / 'leftImg8bit_sequence/val/bad-honnef' /
+                'bad-honnef_000000_000278_leftImg8bit.png', single)
+    tree = CityscapesTree(root, 'val')
+    assert [f.frame for f in tree.annotated()] == [278, 503]
+    assert [len(s.frames) for s in tree.sequences()] == [5, 1]
+    assert tree.annotated()[0].image.parent.parent.parent.name == 'leftImg8bit_sequence'
+    assert tree.annotated_counts() == (1, 1)
+    assert '2 annotated frames: 1 with earlier frames of their snippet, 1 as single frames' \
+        in tree.describe()
+    assert tree.load(tree.annotated()[1]).labels is not None
+
+
+def test_a_label_without_any_image_is_left_out_with_a_warning_naming_it(tmp_path, capsys):
+    root = _real_tree(tmp_path / 'cs')
+    labels = root / 'gtFine/val/bad-honnef'
+    shutil.copy(labels / 'bad-honnef_000000_000278_gtFine_labelIds.png',
+                labels / 'bad-honnef_000007_000019_gtFine_labelIds.png')
+    tree = CityscapesTree(root, 'val')
+    assert tree.skipped == ['bad-honnef_000007_000019']
+    warning = capsys.readouterr().err  # what a user of the commands sees
+    assert 'bad-honnef_000007_000019 (cs): left out' in warning and 'no image' in warning
+    assert [f.frame for f in tree.annotated()] == [278, 503]
+    assert '1 left out (no image)' in tree.describe()
+
+
+def test_the_download_layout_unpacked_zip_by_zip_is_one_camera(tmp_path):
+    flat = _real_tree(tmp_path / 'flat')
+    nested = tmp_path / 'cityscapes'
+    for part, zip_folder in (('leftImg8bit_sequence', 'leftImg8bit_sequence_trainvaltest'),
+                             ('gtFine', 'gtFine_trainvaltest')):
+        (nested / zip_folder).mkdir(parents=True)
+        shutil.copytree(flat / part, nested / zip_folder / part)
+        (nested / zip_folder / 'license.txt').write_text('terms')
+    tree, reference = CityscapesTree(nested, 'val'), CityscapesTree(flat, 'val')
+    assert tree.cameras == ('cityscapes',)
+    assert [(f.name, f.labels.name) for f in tree.annotated()] == [
+        (f.name, f.labels.name) for f in reference.annotated()]
+    assert [len(s.frames) for s in tree.sequences()] == [5, 5]
+
+
+def _unlabelled_tree(root):
+    tree = _real_tree(root)
+    shutil.rmtree(tree / 'gtFine')
+    (tree / 'gtFine_trainvaltest').mkdir()  # an empty zip folder: looked in, nothing found
+    return tree
+
+
+def test_nothing_labelled_is_an_error_naming_the_folders(tmp_path):
+    root = _unlabelled_tree(tmp_path / 'cs')
+    with pytest.raises(CityscapesError) as error:
+        CityscapesTree(root, 'val')
+    message = str(error.value)
+    assert message.startswith("nothing labelled in split 'val'")
+    for folder in (root, root / 'leftImg8bit_sequence' / 'val', root / 'gtFine_trainvaltest'):
+        assert str(folder) in message
+
+
+@pytest.mark.parametrize('command', [
+    ['eval', '{root}', '--device', 'cpu'],
+    ['bag', 'write', '{root}', '{out}'],
+    ['train', '--stage', 'single', '--data', '{root}', '--output', '{out}', '--device', 'cpu',
+     '--epochs', '1', '--steps-per-epoch', '1', '--input-size', '64x32', '--train-split', 'val',
+     '--val-split', 'val'],
+])
+def test_commands_stop_on_a_tree_with_nothing_labelled(tmp_path, capsys, command):
+    root = _unlabelled_tree(tmp_path / 'cs')
+    paths = {'root': root, 'out': tmp_path / 'out'}
+    assert main([part.format(**paths) for part in command]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith('lma-perception: error: nothing labelled')
+    assert str(root / 'leftImg8bit_sequence' / 'val') in captured.err
+    assert 'mIoU' not in captured.out and not (tmp_path / 'out').exists()

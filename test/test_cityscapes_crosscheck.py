@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 from lma_perception.eval.evaluator import write_prediction
+from lma_perception.eval.instances import AVERAGE_INSTANCE_SIZE
 from lma_perception.eval.metrics import ConfusionMatrix
-from lma_perception.labels import CLASS_NAMES, ID_TO_TRAIN_ID, LABELS
+from lma_perception.labels import (
+    CATEGORY_NAMES,
+    CLASS_NAMES,
+    ID_TO_TRAIN_ID,
+    LABEL_BY_NAME,
+    LABELS,
+)
 
 cityscapes_eval = pytest.importorskip(
     'cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling'
@@ -94,13 +101,23 @@ def test_miou_equals_cityscapesscripts_when_both_average_the_same_classes(tmp_pa
 
 
 def test_predicting_a_class_absent_from_the_ground_truth(tmp_path):
-    """cityscapesScripts averages an absent-but-predicted class (IoU 0); the protocol does not."""
+    """A class predicted but absent from the ground truth counts as IoU 0 in both means."""
     predictions = _write_tree(tmp_path, predict_absent=True)
     matrix = _package_scores(tmp_path, predictions)
     reference = _cityscapes_scores(tmp_path)
     _assert_same_class_iou(matrix, reference)
     iou = matrix.iou()
     assert (iou[list(ABSENT_TRAIN_IDS)] == 0).all()
-    assert reference['averageScoreClasses'] == pytest.approx(np.nanmean(iou), abs=1e-12)
-    assert matrix.miou() == pytest.approx(iou[matrix.present].mean(), abs=1e-12)
-    assert not math.isclose(matrix.miou(), reference['averageScoreClasses'])
+    assert not matrix.present[list(ABSENT_TRAIN_IDS)].any()
+    assert matrix.miou() == pytest.approx(reference['averageScoreClasses'], abs=1e-12)
+    assert matrix.category_miou() == pytest.approx(reference['averageScoreCategories'],
+                                                   abs=1e-12)
+    theirs = [reference['categoryScores'][name] for name in CATEGORY_NAMES]
+    np.testing.assert_allclose(matrix.category_iou(), theirs, rtol=0, atol=1e-12)
+    assert not math.isclose(matrix.miou(), iou[matrix.present].mean())
+
+
+def test_average_instance_sizes_are_cityscapesscripts_own():
+    theirs = {name: size for name, size in cityscapes_eval.args.avgClassSize.items()
+              if not LABEL_BY_NAME[name].ignore_in_eval}
+    assert theirs == AVERAGE_INSTANCE_SIZE

@@ -70,7 +70,7 @@ def sequence_info_file(tree: Path, split: str, city: str, sequence: int) -> Path
 
 
 def sequence_info_path(folder: Path, split: str, city: str, sequence: int) -> Path:
-    """The sidecar of a sequence inside a ``sequenceInfo`` part folder."""
+    """Return the sidecar of a sequence inside a ``sequenceInfo`` part folder."""
     return folder / split / city / f'{city}_{sequence:06d}_sequenceInfo.json'
 
 
@@ -334,7 +334,7 @@ def _walk(folder: Path, depth: int, visited: list[Path]) -> dict[str, list[Path]
     visited.append(folder)
     found: dict[str, list[Path]] = {}
     try:
-        children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name[0] == '.')
+        children = sorted(p for p in folder.iterdir() if p.is_dir() and p.name[0] != '.')
     except OSError:
         return found
     for child in children:

@@ -64,7 +64,7 @@ class EvalFrame:
 
 
 def _scores(matrix: ConfusionMatrix, instances: InstanceStats | None = None) -> dict | None:
-    """The scores of one frame set; iIoU only when every frame of it has instance ids."""
+    """Return the scores of one frame set; iIoU only when every frame has instance ids."""
     if matrix.frames == 0:
         return None
     scores = {

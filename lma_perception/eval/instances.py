@@ -41,8 +41,11 @@ INSTANCE_OFFSET = 1000
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per train id (256 entries): mean instance size (0: no instances), category index (-1:
-    none); per category, whether it is scored by instance."""
+    """Return the lookup tables of instance scoring.
+
+    Per train id (256 entries): the mean instance size (0: no instances) and the category
+    index (-1: none); per category, whether it is scored by instance.
+    """
     average_size = np.zeros(256)
     for label in TRAIN_LABELS:
         if label.has_instances:
@@ -105,14 +108,14 @@ class InstanceStats:
         return merged
 
     def iiou(self, matrix: ConfusionMatrix) -> np.ndarray:
-        """iIoU per class (NaN for classes without instances, or with an empty union)."""
+        """IIoU per class (NaN for classes without instances, or with an empty union)."""
         union = self.class_tp + self.class_fn + matrix.false_positives()
         with np.errstate(invalid='ignore', divide='ignore'):
             score = np.where(union > 0, self.class_tp / union, np.nan)
         return np.where(AVERAGE_SIZE_BY_TRAIN_ID[:NUM_CLASSES] > 0, score, np.nan)
 
     def category_iiou(self, matrix: ConfusionMatrix) -> np.ndarray:
-        """iIoU per category (NaN where the category has no instances, or an empty union)."""
+        """IIoU per category (NaN where the category has no instances, or an empty union)."""
         counts = matrix.category_counts()[:, :-1]
         false_positives = counts.sum(axis=0) - np.diag(counts)
         union = self.category_tp + self.category_fn + false_positives

@@ -1,6 +1,9 @@
 """The report of a live evaluation: per-camera figures and overall scores, for people and JSON.
 
-Plain data with no ROS graph; `lma_perception.ros.live_eval` fills it in.
+Plain data with no ROS graph; `lma_perception.ros.live_eval` fills it in. The scores are those
+of offline evaluation (`lma_perception.eval.metrics`, cityscapesScripts' definitions): class
+mIoU over the classes with a non-empty union, category mIoU over the 7 categories; live
+evaluation has no instance ids, so no iIoU.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class LiveEvalReport:
     bag: str
     cameras: list[CameraReport]
     miou: float
+    category_miou: float
     pixel_accuracy: float
     class_iou: dict[str, float]
     latency_ms: LatencySummary
@@ -75,7 +79,8 @@ class LiveEvalReport:
                 f'{c.latency_ms.p50:>9.1f}{c.latency_ms.p95:>9.1f}{100 * c.miou:>8.1f}'
             )
         lines.append(
-            f'mIoU {100 * self.miou:.1f} %, pixel accuracy {100 * self.pixel_accuracy:.1f} %, '
+            f'mIoU {100 * self.miou:.1f} %, category mIoU {100 * self.category_miou:.1f} %, '
+            f'pixel accuracy {100 * self.pixel_accuracy:.1f} %, '
             f'end-to-end latency p50 {self.latency_ms.p50:.1f} ms, '
             f'p95 {self.latency_ms.p95:.1f} ms, max {self.latency_ms.max:.1f} ms'
         )

@@ -111,7 +111,7 @@ class ConfusionMatrix:
         return nanmean(self.iou())
 
     def category_counts(self) -> np.ndarray:
-        """The matrix folded to categories: (ground-truth category, predicted category + void)."""
+        """Return the matrix folded to categories: (ground-truth, predicted category + void)."""
         members = category_members(self.num_classes).astype(np.int64)
         folded = members @ self.counts[:, : self.num_classes] @ members.T
         return np.concatenate([folded, members @ self.counts[:, self.num_classes:]], axis=1)

@@ -187,7 +187,7 @@ def _is_safetensors(path: Path) -> bool:
 
 
 def _lfs_pointer_problem(path: Path) -> str | None:
-    """What a Git LFS pointer file stands for (the weights were never fetched), else None."""
+    """Describe a Git LFS pointer file (weights never fetched); None for any other file."""
     with path.open('rb') as file:
         head = file.read(1024)
     if not head.startswith(LFS_POINTER_START):

@@ -202,6 +202,7 @@ def _report(
         bag=str(bag),
         cameras=reports,
         miou=total.miou(),
+        category_miou=total.category_miou(),
         pixel_accuracy=total.pixel_accuracy(),
         class_iou=dict(zip(CLASS_NAMES, (float(v) for v in total.iou()), strict=True)),
         latency_ms=summarize_latency(latencies),
