@@ -136,7 +136,8 @@ class CityscapesTree:
 
     ``size`` is the working (height, width) every image and label is resized to, or None for
     the stored size. ``cameras`` picks cameras by name (default: all); ``camera_name`` names the
-    camera of a single-camera root (default: the root folder's name).
+    camera of a single-camera root (default: the root folder's name). A tree without any image,
+    or with nothing labelled, raises `CityscapesError` naming the folders looked in.
     """
 
     def __init__(self, root: str | Path, split: str = 'val', *,
@@ -158,7 +159,8 @@ class CityscapesTree:
         self._sequences = {}
         self.skipped: list[str] = []  # annotated frames without an image, by name
         for camera, parts in trees.items():
-            looked_in += [parts[name] / split for name in PART_FOLDERS[:3] if name in parts]
+            looked_in += [parts[name] / split for name in (*IMAGE_FOLDERS, 'gtFine')
+                          if name in parts]
             self._sequences[camera] = _index(parts, split, camera, self.skipped)
         self._owner = {files: sequence for sequences in self._sequences.values()
                        for sequence in sequences for files in sequence.frames}
@@ -380,8 +382,8 @@ def _images(parts: dict[str, Path], split: str) -> dict[tuple[str, int, int], Pa
     """Image per (city, sequence, frame); a snippet's frame wins over the same single frame."""
     images: dict[tuple[str, int, int], Path] = {}
     for name in reversed(IMAGE_FOLDERS):
-        root = parts.get(name, Path('/nonexistent')) / split
-        if not root.is_dir():
+        root = parts[name] / split if name in parts else None
+        if root is None or not root.is_dir():
             continue
         for city_dir in sorted(p for p in root.iterdir() if p.is_dir()):
             for path in city_dir.iterdir():
@@ -404,8 +406,8 @@ def _index(parts: dict[str, Path], split: str, camera: str,
         _LOG.warning('%s (%s): left out: gtFine labels %s but no image in %s', stem, camera,
                      labels[stem], ' or '.join(f'{name}/{split}' for name in IMAGE_FOLDERS))
     sequences = []
+    info = parts.get('sequenceInfo')
     for (city, number), members in groupby(sorted(images), key=lambda key: key[:2]):
-        info = parts.get('sequenceInfo')
         degradations = None if info is None else _degradations(
             sequence_info_path(info, split, city, number))
         # Split the frames of one sequence number into runs of consecutive frame numbers.
