@@ -11,6 +11,7 @@ from lma_perception.codecs import (
     UnsupportedEncoding,
     image_to_rgb,
     mono8_to_array,
+    mono16_to_array,
 )
 
 
@@ -107,3 +108,15 @@ def test_mono8_to_array_skips_padding():
     np.testing.assert_array_equal(mono8_to_array(HEIGHT, WIDTH, step, data), labels)
     with pytest.raises(ImageFormatError, match='data has'):
         mono8_to_array(HEIGHT, WIDTH, step, data[:-1])
+
+
+@pytest.mark.parametrize('big_endian', [False, True])
+def test_mono16_with_row_padding_in_either_byte_order(big_endian):
+    values = np.array([[0, 1, 26001], [33012, 65535, 7]], np.uint16)
+    rows = values.astype('>u2' if big_endian else '<u2').view(np.uint8)
+    padded = np.concatenate([rows, np.full((2, 4), 99, np.uint8)], axis=1)
+    decoded = mono16_to_array(2, 3, 10, big_endian, padded.tobytes())
+    assert decoded.dtype == np.uint16
+    np.testing.assert_array_equal(decoded, values)
+    with pytest.raises(ImageFormatError, match='step 5'):
+        mono16_to_array(2, 3, 5, big_endian, padded.tobytes())

@@ -238,3 +238,30 @@ def test_cli_bag_write_and_info(tmp_path, tree, capsys):
     assert '2 sequence(s)' in report
     assert main(['bag', 'info', str(tmp_path / 'missing')]) == 1
     assert 'no bag at' in capsys.readouterr().err
+
+
+def test_stems_and_instance_ids_round_trip(tmp_path):
+    image = np.zeros((4, 6, 3), np.uint8)
+    instances = np.array([[26001, 26001, 7, 7, 24000, 11]] * 4, np.uint16)
+    frames = [
+        BagFrame('cam', 10 ** 9, 'cam_optical_frame', image, np.zeros((4, 6), np.uint8),
+                 stem='lindau_000003_000019', instances=instances),
+        BagFrame('cam', 10 ** 9 + 58_823_529, 'cam_optical_frame', image, None,
+                 stem='lindau_000003_000020'),
+    ]
+    write_bag(tmp_path / 'bag', frames)
+    first, second = read_bag(tmp_path / 'bag')
+    assert (first.stem, second.stem) == ('lindau_000003_000019', 'lindau_000003_000020')
+    np.testing.assert_array_equal(first.instances, instances)
+    assert first.instances.dtype == np.uint16 and second.instances is None
+
+
+def test_a_bag_without_ground_truth_is_refused_for_scoring(tmp_path, capsys):
+    image = np.zeros((4, 6, 3), np.uint8)
+    write_bag(tmp_path / 'bag', [BagFrame('cam', 10 ** 9, 'cam_optical_frame', image, None)])
+    assert len(list(read_bag(tmp_path / 'bag'))) == 1  # playing it is fine
+    with pytest.raises(BagError, match=r'nothing labelled.*/cam/image_raw'):
+        read_bag(tmp_path / 'bag', require_ground_truth=True)
+    assert main(['eval', str(tmp_path / 'bag'), '--device', 'cpu']) == 1
+    error = capsys.readouterr().err
+    assert error.startswith('lma-perception: error: ') and 'nothing labelled' in error
