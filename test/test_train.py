@@ -46,7 +46,7 @@ def test_lma_stage_trains_only_the_memory_modules(tiny_tree, tmp_path):
     stage1 = Trainer(single_stage(tiny_tree, tmp_path / 'erfnet', epochs=1)).fit()
     config = TrainConfig(stage='lma', init=str(stage1.best_checkpoint), data=str(tiny_tree),
                          output=str(tmp_path / 'lma'), input_size=SIZE, dense_labels=True,
-                         epochs=3, steps_per_epoch=2, batch_size=2, memory_length=2, lr=1e-3)
+                         epochs=6, steps_per_epoch=2, batch_size=2, memory_length=2, lr=1e-3)
     trainer = Trainer(config)
     frozen_before = {k: v.clone() for k, v in trainer.model.state_dict().items()
                      if k.startswith(('encoder.', 'decoder.'))}
@@ -92,7 +92,7 @@ def test_fine_tuning_everything_trains_both_paths(tiny_tree, tmp_path):
                          train_all=True)
     trainer = Trainer(config)
     images, _ = next(iter(torch.utils.data.DataLoader(trainer.train_samples, batch_size=2)))
-    with_memory, without_memory = trainer._training_logits(images)
+    with_memory, without_memory = trainer.forward(images)
     assert with_memory.shape == without_memory.shape == (2, 20, *SIZE)
     assert not torch.allclose(with_memory, without_memory)
 
