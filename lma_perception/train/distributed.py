@@ -11,7 +11,7 @@ process with batch B sees.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +42,12 @@ class Processes:
         if self.distributed:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
+
+    def broadcast_from_main(self, tensors: Iterable[torch.Tensor]) -> None:
+        """Overwrite ``tensors`` in place with rank 0's values."""
+        if self.distributed:
+            for tensor in tensors:
+                dist.broadcast(tensor, src=0)
 
     def barrier(self) -> None:
         """Wait until every process has come here."""

@@ -266,6 +266,9 @@ class Trainer:
         Each process scores its own shard; the confusion matrices are summed over the
         processes before the mIoU is taken, so every sample counts once.
         """
+        # Each process's BatchNorm statistics moved with its own last batch; all validate (and
+        # rank 0 saves) rank 0's.
+        self.processes.broadcast_from_main(self.model.buffers())
         self.model.eval()
         matrix = ConfusionMatrix()
         loader = DataLoader(validation_shard(self.val_samples, self.processes),
