@@ -218,7 +218,7 @@ def test_validation_shards_hold_every_sample_once(samples, world_size):
 
 def test_a_global_batch_that_does_not_divide_among_the_processes_is_refused(
         tree, tmp_path, monkeypatch, capsys):
-    with pytest.raises(ValueError, match='batch_size 6 .* does not divide among 4 processes'):
+    with pytest.raises(ValueError, match=r'batch_size 6 .* does not divide among 4 processes'):
         per_process_batch(6, Processes(0, 4))
     assert per_process_batch(8, Processes(1, 4)) == 2
     monkeypatch.setenv('WORLD_SIZE', '4')
