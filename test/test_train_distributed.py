@@ -21,7 +21,12 @@ from lma_perception.cli import main
 from lma_perception.models import load_pretrained
 from lma_perception.synthetic.generator import SynthConfig, write_dataset
 from lma_perception.train import TrainConfig, Trainer
-from lma_perception.train.distributed import Processes, per_process_batch, validation_shard
+from lma_perception.train.distributed import (
+    Processes,
+    per_process_batch,
+    training_sampler,
+    validation_shard,
+)
 
 SIZE = (64, 128)
 OUTPUTS = {'config.yaml', 'best.safetensors', 'last.safetensors', 'last_state.pt',
@@ -226,3 +231,39 @@ def test_a_global_batch_that_does_not_divide_among_the_processes_is_refused(
     assert main(['train', *options(tree, tmp_path / 'run', 1), '--batch-size', '6']) == 2
     assert 'does not divide among 4 processes; use a multiple of 4' in capsys.readouterr().err
     assert not (tmp_path / 'run').exists()
+
+
+def test_weighted_draws_are_shared_out_as_one_process_draws_them():
+    weights = [1.0, 4.0, 1.0, 1.0, 4.0, 1.0, 1.0]
+    dataset = list(range(len(weights)))
+    one = training_sampler(dataset, Processes(), seed=5, weights=weights)
+    shares = [training_sampler(dataset, Processes(rank, 2), seed=5, weights=weights)
+              for rank in range(2)]
+    draws = []
+    for epoch in (0, 1):
+        for sampler in (one, *shares):
+            sampler.set_epoch(epoch)
+        draws.append(list(one))
+        assert [list(share) for share in shares] == [draws[-1][0:6:2], draws[-1][1:6:2]]
+    assert draws[0] != draws[1]
+
+
+def test_stage_2_trains_the_memory_on_two_processes_with_the_backbone_frozen(tree, tmp_path):
+    stage1 = Trainer(TrainConfig(stage='single', data=str(tree), output=str(tmp_path / 'erfnet'),
+                                 input_size=SIZE, dense_labels=True, epochs=1, steps_per_epoch=1,
+                                 batch_size=4))
+    stage1.fit()
+    output = tmp_path / 'lma'
+    torchrun(tree, output, 1, tmp_path / 'records', '--stage', 'lma', '--memory-length', '2',
+             '--init', str(tmp_path / 'erfnet' / 'best.safetensors'), '--degraded-weight', '3')
+
+    before = load_file(str(tmp_path / 'erfnet' / 'best.safetensors'))
+    after = load_file(str(output / 'last.safetensors'))
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    fresh = Trainer(TrainConfig(stage='lma', init=str(tmp_path / 'erfnet' / 'best.safetensors'),
+                                data=str(tree), output=str(tmp_path / 'unused'), input_size=SIZE,
+                                dense_labels=True, batch_size=4, memory_length=2))
+    memory = [name for name, _ in fresh.model.named_parameters() if name.startswith('fusion.')]
+    assert any(not torch.equal(fresh.model.get_parameter(name).detach(), after[name])
+               for name in memory)
+    assert written(tmp_path / 'records', 1) == set()
