@@ -66,8 +66,11 @@ def processes_from_environment() -> Processes:
 def start_process_group(processes: Processes, device: torch.device) -> None:
     """Join the other processes: NCCL between GPUs, gloo between CPU processes."""
     if processes.distributed and not dist.is_initialized():
-        backend = 'nccl' if device.type == 'cuda' else 'gloo'
-        dist.init_process_group(backend, device_id=device if device.type == 'cuda' else None)
+        if device.type == 'cuda':
+            torch.cuda.set_device(device)
+            dist.init_process_group('nccl', device_id=device)
+        else:
+            dist.init_process_group('gloo')
 
 
 def stop_process_group() -> None:
