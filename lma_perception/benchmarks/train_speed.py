@@ -24,7 +24,7 @@ from lma_perception.arguments import network_size, positive_int
 from lma_perception.labels import IGNORE_INDEX, NUM_CLASSES
 from lma_perception.models import create_model
 from lma_perception.runtime.device import resolve_device, synchronize
-from lma_perception.train.forward import TrainingForward
+from lma_perception.train.forward import TrainingForward, keep_batchnorm_statistics
 
 DEFAULT_SIZES = ('512x256',)
 
@@ -62,10 +62,7 @@ def training_step(stage: str, device: torch.device, size: tuple[int, int], batch
             part.requires_grad_(False)
     model = model.to(device, memory_format=torch.channels_last).train()
     if stage == 'lma':
-        for part in (model.encoder, model.decoder):
-            for module in part.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+        keep_batchnorm_statistics(model.encoder, model.decoder)
     forward: nn.Module = TrainingForward(model, frames - 1, joint=False)
     if compiled:
         forward = torch.compile(forward)

@@ -8,6 +8,17 @@ from torch import nn
 from lma_perception.memory import MemoryBatch
 
 
+def keep_batchnorm_statistics(*parts: nn.Module) -> None:
+    """Put the BatchNorm layers of ``parts`` in eval mode, the rest training around them.
+
+    They then normalise with their stored statistics and stop updating them.
+    """
+    for part in parts:
+        for module in part.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
 def last_frame_logits(model: nn.Module, images: torch.Tensor, memory_length: int) -> torch.Tensor:
     """Logits of the last frame of each B×(T+1)×3×H×W sample."""
     if memory_length == 0:

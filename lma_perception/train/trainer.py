@@ -49,7 +49,11 @@ from lma_perception.train.distributed import (
     training_sampler,
     validation_shard,
 )
-from lma_perception.train.forward import TrainingForward, last_frame_logits
+from lma_perception.train.forward import (
+    TrainingForward,
+    keep_batchnorm_statistics,
+    last_frame_logits,
+)
 from lma_perception.train.samples import (
     SegmentationSamples,
     class_weights,
@@ -179,10 +183,7 @@ class Trainer:
             # statistics of either would not fit the other at inference. Kept in eval mode, its
             # BatchNorm layers normalise both with the stage-1 statistics, in training as at
             # inference, and the fusion learns to produce features those statistics fit.
-            for part in (self.model.encoder, self.model.decoder):
-                for module in part.modules():
-                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                        module.eval()
+            keep_batchnorm_statistics(self.model.encoder, self.model.decoder)
         if not self.config.dropout:
             for module in self.model.modules():
                 if isinstance(module, nn.modules.dropout._DropoutNd):
