@@ -65,7 +65,7 @@ def training_step(stage: str, device: torch.device, size: tuple[int, int], batch
         keep_batchnorm_statistics(model.encoder, model.decoder)
     forward: nn.Module = TrainingForward(model, frames - 1, joint=False)
     if compiled:
-        forward = torch.compile(forward)
+        forward = torch.compile(forward, dynamic=False)  # as the trainer compiles it
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     images = torch.rand(batch, frames, 3, *size, device=device)
     labels = torch.randint(0, NUM_CLASSES, (batch, *size), device=device)

@@ -164,7 +164,9 @@ class Trainer:
             )
         self.data_parallel = forward if self.processes.distributed else None
         if self.config.compile:
-            forward = torch.compile(forward)
+            # Training shapes never change (full batches, one size); with symbolic shapes
+            # inductor fails on the memory read's tiling (torch 2.13).
+            forward = torch.compile(forward, dynamic=False)
         return forward
 
     def _samples(self, split: str, *, augment: bool, limit: int | None = None):
