@@ -13,9 +13,9 @@ EPILOG = """examples:
   # stage 2: LMA on clips, encoder and decoder frozen, starting from stage 1
   lma-perception train --stage lma --init runs/erfnet/best.safetensors \\
       --data data/synth --output runs/lma
-  # the same on 8 GPUs of one host (the global batch is divided among the processes)
-  torchrun --nproc_per_node 8 --no-python lma-perception train --stage single \
-      --data /data/cityscapes --output runs/erfnet --batch-size 8
+  # stage 1 on the 8 GPUs of one host (the global batch is divided among the processes)
+  torchrun --nproc_per_node 8 --no-python lma-perception train --stage single \\
+      --data /data/cityscapes --output runs/erfnet --batch-size 48
 A YAML file (--config) may set any option; flags given on the command line override it, and the
 resolved configuration is saved as <output>/config.yaml."""
 
