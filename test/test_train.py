@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lma_perception.cli import main
-from lma_perception.models import load_checkpoint
+from lma_perception.models import create_model, load_checkpoint
 from lma_perception.synthetic.generator import SynthConfig, write_dataset
 from lma_perception.train import TrainConfig, Trainer
 
@@ -46,7 +46,7 @@ def test_lma_stage_trains_only_the_memory_modules(tiny_tree, tmp_path):
     stage1 = Trainer(single_stage(tiny_tree, tmp_path / 'erfnet', epochs=1)).fit()
     config = TrainConfig(stage='lma', init=str(stage1.best_checkpoint), data=str(tiny_tree),
                          output=str(tmp_path / 'lma'), input_size=SIZE, dense_labels=True,
-                         epochs=3, steps_per_epoch=2, batch_size=2, memory_length=2, lr=1e-3)
+                         epochs=6, steps_per_epoch=2, batch_size=2, memory_length=2, lr=1e-3)
     trainer = Trainer(config)
     frozen_before = {k: v.clone() for k, v in trainer.model.state_dict().items()
                      if k.startswith(('encoder.', 'decoder.'))}
@@ -92,7 +92,7 @@ def test_fine_tuning_everything_trains_both_paths(tiny_tree, tmp_path):
                          train_all=True)
     trainer = Trainer(config)
     images, _ = next(iter(torch.utils.data.DataLoader(trainer.train_samples, batch_size=2)))
-    with_memory, without_memory = trainer._training_logits(images)
+    with_memory, without_memory = trainer.forward(images)
     assert with_memory.shape == without_memory.shape == (2, 20, *SIZE)
     assert not torch.allclose(with_memory, without_memory)
 
@@ -118,3 +118,23 @@ def test_degraded_frames_can_be_drawn_more_often(tiny_tree, tmp_path):
     flags = [weight == 4.0 for weight in trainer.sample_weights]
     assert any(flags) and not all(flags)
     assert len(trainer.fit().history) == 1
+
+
+def test_lma_stage_starts_from_the_published_erfnet_weights(tiny_tree, tmp_path):
+    # erfnet_pytorch's erfnet_pretrained.pth: a DataParallel state dict ('module.' prefix),
+    # without BatchNorm counters, with the encoder-only head.
+    published = {f'module.{name}': value for name, value in
+                 create_model('erfnet').state_dict().items()
+                 if not name.endswith('num_batches_tracked')}
+    published['module.encoder.output_conv.weight'] = torch.randn(20, 128, 1, 1)
+    published['module.encoder.output_conv.bias'] = torch.randn(20)
+    torch.save(published, tmp_path / 'erfnet_pretrained.pth')
+    config = TrainConfig(stage='lma', init=str(tmp_path / 'erfnet_pretrained.pth'),
+                         data=str(tiny_tree), output=str(tmp_path / 'lma'), input_size=SIZE,
+                         dense_labels=True, epochs=1, steps_per_epoch=1, batch_size=2,
+                         memory_length=2)
+    trainer = Trainer(config)
+    encoder = trainer.model.encoder.state_dict()
+    assert all(torch.equal(encoder[name], published[f'module.encoder.{name}'])
+               for name in encoder if not name.endswith('num_batches_tracked'))
+    assert trainer.fit().epochs_run == 1

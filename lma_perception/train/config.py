@@ -35,7 +35,8 @@ class TrainConfig:
     dense_labels: bool = False            # also train on unannotated frames with dense labels
     epochs: int = 150
     steps_per_epoch: int | None = None    # cap on optimiser steps per epoch
-    batch_size: int = 6
+    batch_size: int = 6                   # the global batch: summed over every process
+    accumulate: int = 1                   # micro-batches per process and step (gradients summed)
     lr: float | None = None               # default: 5e-4 (single) or 2e-4 (lma)
     weight_decay: float = 1e-4
     memory_length: int = 3
@@ -49,6 +50,8 @@ class TrainConfig:
     seed: int = 0
     device: str = 'auto'
     amp: bool = True                      # bf16 autocast on CUDA; ignored on CPU
+    compile: bool = False                 # torch.compile the training forward pass
+    dropout: bool = True                  # False: dropout layers stay off while training
     workers: int = 0
 
     def __post_init__(self) -> None:
@@ -67,7 +70,7 @@ class TrainConfig:
         if self.class_weights not in ('computed', 'none'):
             problems.append(f"class_weights must be 'computed' or 'none', got "
                             f'{self.class_weights!r}')
-        for name in ('epochs', 'batch_size'):
+        for name in ('epochs', 'batch_size', 'accumulate'):
             if getattr(self, name) < 1:
                 problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
         if problems:
