@@ -32,16 +32,12 @@ from torch import nn
 from lma_perception.memory import MemoryBatch
 from lma_perception.models.lma import LMASegmenter
 from lma_perception.models.prediction import logits_to_labels
+from lma_perception.runtime.backend_names import AUTO_ORDER
 from lma_perception.runtime.export_cache import cached_export
 from lma_perception.runtime.onnx_export import output_names
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ('torch', 'onnxruntime', 'openvino', 'tensorrt', 'auto')
-# The backends `auto` tries, in order, per device type.
-AUTO_ORDER = {'cpu': ('onnxruntime', 'openvino', 'torch'), 'cuda': ('tensorrt', 'torch')}
-# Runtimes that run on the CPU only.
-CPU_RUNTIMES = ('onnxruntime', 'openvino')
 # Distribution name of each runtime's Python package.
 DISTRIBUTIONS = {'onnxruntime': 'onnxruntime', 'openvino': 'openvino', 'tensorrt': 'tensorrt'}
 

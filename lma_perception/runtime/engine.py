@@ -46,13 +46,8 @@ from lma_perception.models.checkpoint import (
 )
 from lma_perception.models.erfnet import input_size_problem
 from lma_perception.models.lma import LMASegmenter
-from lma_perception.runtime.backends import (
-    BACKENDS,
-    CPU_RUNTIMES,
-    StepResult,
-    TorchBackend,
-    create_backend,
-)
+from lma_perception.runtime.backend_names import BACKENDS, CPU_RUNTIMES
+from lma_perception.runtime.backends import StepResult, TorchBackend, create_backend
 from lma_perception.runtime.device import (
     PRECISIONS,
     autocast,

@@ -124,11 +124,11 @@ def output_names(kind: str, confidence: bool) -> list[str]:
 
 
 def _example_inputs(
-    model: nn.Module, input_size: tuple[int, int]
+    model: LMASegmenter | None, input_size: tuple[int, int]
 ) -> tuple[tuple[torch.Tensor, ...], list[str], dict[str, dict[int, str]]]:
     height, width = input_size
     images = torch.zeros(2, height, width, 3, dtype=torch.uint8)
-    if not isinstance(model, LMASegmenter):
+    if model is None:
         return (images,), ['images'], {'images': {0: 'batch'}}
     with torch.inference_mode():
         step = model.step(_to_network_input(images[:1]), None)
@@ -142,16 +142,21 @@ def _example_inputs(
 
 def export_onnx(
     model: nn.Module, path: str | Path, input_size: tuple[int, int], *,
-    confidence: bool = True,
+    confidence: bool = True, graph: str | None = None,
 ) -> onnx.ModelProto:
     """Write ``model``'s graph (see the module) for ``input_size`` (height, width) to ``path``.
 
-    The file is checked with ``onnx.checker`` before it is returned. The model must be in eval
-    mode on the CPU in float32; it carries ``model.model_config`` when built by the factory.
+    ``graph`` is one of :data:`GRAPHS`, by default :func:`graph_kind`; ``'frame'`` of a model
+    with memory is its single-frame path (encoder → decoder). The file is checked with
+    ``onnx.checker`` before it is returned. The model must be in eval mode on the CPU in
+    float32; it carries ``model.model_config`` when built by the factory.
     """
-    kind = graph_kind(model)
+    kind = graph or graph_kind(model)
+    if kind not in GRAPHS or (kind == 'lma_step' and not isinstance(model, LMASegmenter)):
+        raise ValueError(f'graph {kind!r}: choose {" or ".join(GRAPHS)} (lma_step needs memory)')
     graph = (StepGraph if kind == 'lma_step' else FrameGraph)(model, confidence).eval()
-    inputs, input_names, axes = _example_inputs(model, input_size)
+    inputs, input_names, axes = _example_inputs(model if kind == 'lma_step' else None,
+                                                input_size)
     outputs = output_names(kind, confidence)
     for name in outputs:
         axes[name] = {0: 'batch'}
