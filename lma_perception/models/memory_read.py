@@ -262,7 +262,9 @@ def local_memory_read_gathered(
     12× the memory's values, 100 MB at 1024×512 with T = 4.
     """
     check_inputs(query_key, memory_keys, memory_values, window)
-    batch, key_dim, height, width = query_key.shape
+    batch = query_key.shape[0]
+    # Plain ints: an exported graph has a fixed map size, only batch and slots are dynamic.
+    key_dim, height, width = (int(size) for size in query_key.shape[1:])
     half, (tile_h, tile_w) = window // 2, TILE
     tiles_y, tiles_x = -(-height // tile_h), -(-width // tile_w)
     pad_h, pad_w = tiles_y * tile_h - height, tiles_x * tile_w - width
@@ -279,7 +281,7 @@ def local_memory_read_gathered(
         memory_values.permute(0, 1, 3, 4, 2), (0, 0, half, half + pad_w, half, half + pad_h)
     )
     values = values.index_select(2, rows).index_select(3, cols)  # B×T×(ty·Rh)×(tx·Rw)×Dv
-    value_dim = values.shape[-1]
+    value_dim = int(values.shape[-1])
     values = values.reshape(batch, -1, tiles_y, region_h, tiles_x, region_w, value_dim)
     values = values.permute(0, 2, 4, 1, 3, 5, 6).reshape(
         batch, tiles_y * tiles_x, -1, value_dim

@@ -163,10 +163,12 @@ def export_onnx(
     path = Path(path)
     with warnings.catch_warnings():
         # The TorchScript exporter: it traces the shapes the graph needs as dynamic without
-        # the onnxscript dependency of the newer exporter. Its deprecation notice and the
-        # tracer's note that Python-side checks ran on example sizes are expected.
+        # the onnxscript dependency of the newer exporter. Its deprecation notice, the
+        # tracer's note that Python-side checks ran on example sizes and its note on strided
+        # slices it leaves unfolded are expected.
         warnings.simplefilter('ignore', DeprecationWarning)
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        warnings.filterwarnings('ignore', message='Constant folding')
         torch.onnx.export(
             graph, inputs, str(path), dynamo=False, opset_version=OPSET,
             input_names=input_names, output_names=outputs, dynamic_axes=axes,
