@@ -164,7 +164,7 @@ class OnnxBackend:
 
 
 class OnnxRuntimeBackend(OnnxBackend):
-    """ONNX Runtime, CPU execution provider, all graph optimisations."""
+    """ONNX Runtime, CPU execution provider, all graph optimisations, no spinning threads."""
 
     name = 'onnxruntime'
 
@@ -173,6 +173,9 @@ class OnnxRuntimeBackend(OnnxBackend):
 
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads sleep instead of spinning: the cores are shared with DDS, the
+        # node's other threads and other processes, which spinning threads would starve.
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         if self.threads:
             options.intra_op_num_threads = self.threads
         return onnxruntime.InferenceSession(
