@@ -183,3 +183,28 @@ def test_runtime_backends_refuse_settings_they_cannot_run():
         EngineConfig(backend='onnxruntime', device='cuda')
     with pytest.raises(ValueError, match="unknown backend 'tflite'"):
         EngineConfig(backend='tflite')
+
+
+def test_the_backend_node_parameter_reaches_the_engine_config(ros_context):
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from lma_perception.ros.params import ParameterError, read_config
+
+    node = Node('segment_node', context=ros_context,
+                parameter_overrides=[Parameter('backend', value='openvino')])
+    try:
+        assert read_config(node).engine.backend == 'openvino'
+        (descriptor,) = node.describe_parameters(['backend'])
+        assert descriptor.additional_constraints == (
+            'one of: torch, onnxruntime, openvino, tensorrt, auto'
+        )
+    finally:
+        node.destroy_node()
+    node = Node('segment_node', context=ros_context,
+                parameter_overrides=[Parameter('backend', value='tflite')])
+    try:
+        with pytest.raises(ParameterError, match="'backend'.*expected one of torch"):
+            read_config(node)
+    finally:
+        node.destroy_node()
