@@ -204,7 +204,7 @@ def test_the_backend_node_parameter_reaches_the_engine_config(ros_context):
     node = Node('segment_node', context=ros_context,
                 parameter_overrides=[Parameter('backend', value='tflite')])
     try:
-        with pytest.raises(ParameterError, match="'backend'.*expected one of torch"):
+        with pytest.raises(ParameterError, match=r"'backend'.*expected one of torch"):
             read_config(node)
     finally:
         node.destroy_node()
