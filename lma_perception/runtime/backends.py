@@ -7,8 +7,9 @@
 - ``tensorrt``: needs CUDA and the ``tensorrt`` package; neither is here, and the backend says
   so in one message rather than falling back silently.
 - ``auto``: a fixed rule (:data:`AUTO_ORDER`), the first backend of the device's list that
-  builds, each refusal logged once. On CPUs the order follows ``lma-perception bench model``
-  on this project's 2-core reference machine (ONNX Runtime, then OpenVINO, then torch).
+  builds, each refusal logged once. On CPUs the order is the one ``lma-perception bench model``
+  measured on this project's 2-core machine (ONNX Runtime ahead of OpenVINO, both ahead of
+  torch eager; README, Deployment runtimes).
 
 Every backend takes B×H×W×3 uint8 images (torch: B×3×H×W float, its own preprocessing) and a
 :class:`~lma_perception.memory.MemoryBatch` and returns uint8 labels (argmax on the backend's

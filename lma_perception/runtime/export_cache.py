@@ -97,13 +97,21 @@ def cached_export(
     if problem != 'missing':
         log.warning('export cache entry %s is %s: rebuilding it', onnx_path, problem)
     folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, suffix='.onnx.partial')
-    os.close(handle)
+    temporary = _temporary(folder, '.onnx.partial')
+    temporary_record = _temporary(folder, '.json.partial')
     try:
         export_onnx(model, temporary, input_size, confidence=confidence)
-        record = {**fields, 'sha256': _file_hash(Path(temporary))}
+        record = {**fields, 'sha256': _file_hash(temporary)}
+        temporary_record.write_text(json.dumps(record, indent=1))
         os.replace(temporary, onnx_path)
-        record_path.write_text(json.dumps(record, indent=1))
+        os.replace(temporary_record, record_path)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
+        temporary_record.unlink(missing_ok=True)
     return onnx_path
+
+
+def _temporary(folder: Path, suffix: str) -> Path:
+    handle, name = tempfile.mkstemp(dir=folder, suffix=suffix)
+    os.close(handle)
+    return Path(name)
