@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from lma_perception import __version__
 
 # Each name is a module in lma_perception.commands with `add_parser(subparsers)` and `run(args)`.
 COMMANDS = (
-    'demo', 'synth', 'bag', 'train', 'eval', 'node', 'rig', 'replay', 'live_eval', 'bench',
-    'doctor', 'ament_install',
+    'demo', 'synth', 'bag', 'train', 'eval', 'export', 'node', 'rig', 'replay', 'live_eval',
+    'bench', 'doctor', 'ament_install',
 )
 
 
@@ -31,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen sub-command."""
     args = build_parser().parse_args(argv)
+    # The package's own notes (backend chosen, export cache rebuilt) go to stderr.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter('lma-perception: %(message)s'))
+    package_log = logging.getLogger('lma_perception')
+    package_log.addHandler(handler)
+    package_log.setLevel(logging.INFO)
     return args.run(args) or 0
 
 

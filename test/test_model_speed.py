@@ -1,14 +1,25 @@
-"""The model speed benchmark runs end to end through the command line (no timing asserted)."""
+"""The model benchmark runs every installed backend end to end (no timing asserted)."""
 
+from lma_perception.benchmarks.model_speed import installed_backends
 from lma_perception.cli import main
 
 
-def test_bench_model_prints_both_models_and_the_ratio(capsys):
-    assert main(['bench', 'model', '--sizes', '64x32', '--repeats', '1']) == 0
+def test_bench_model_prints_every_backend_model_and_batch(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+    assert main(['bench', 'model', '--sizes', '64x32', '--batches', '2', '--memory-length', '1',
+                 '--repeats', '1']) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert 'LMA/ERFNet' in lines[1] and 'read share' in lines[1]
-    device, size, erfnet_ms, lma_ms, ratio, read_ms, share = lines[2].split()
-    assert (device, size) == ('cpu', '64x32')
-    assert float(erfnet_ms) > 0 and float(lma_ms) > 0 and float(read_ms) > 0
-    assert abs(float(ratio) - float(lma_ms) / float(erfnet_ms)) < 0.1 * float(ratio) + 0.02
-    assert share.endswith('%')
+    assert 'round-robin' in lines[0] and 'GFLOP/s' in lines[0]
+    assert lines[1].split()[:6] == ['backend', 'model', 'size', 'batch', 'min', 'ms']
+    rows = [line.split() for line in lines[2:]]
+    backends = installed_backends()
+    assert {'onnxruntime', 'openvino'} <= set(backends)
+    assert {(r[0], r[1], r[3]) for r in rows} == {
+        (b, m, n) for b in backends for m in ('erfnet', 'lma_erfnet') for n in ('2',)
+    }
+    for backend, model, size, _, low, median, versus, lma_ratio, gmac, share in rows:
+        assert size == '64x32' and 0 < float(low) <= float(median)
+        assert versus.endswith('×') and float(gmac) > 0 and share.endswith('%')
+        assert (lma_ratio == '-') == (model == 'erfnet')
+        if backend == 'torch':
+            assert versus == '1.00×'

@@ -38,6 +38,9 @@ PIP_ONLY = {
     'safetensors',        # checkpoints
     'triton',             # the fused CUDA memory read; optional, imported only on CUDA
     'cityscapesscripts',  # a test cross-checks the labels against the official scripts
+    'onnx',               # the exported graphs' format (deployment runtimes)
+    'onnxruntime',        # a CPU backend
+    'openvino',           # a CPU backend
 }
 # Command-line tools the tests run as processes (`ros2 launch`, `ros2 param`).
 TEST_TOOLS = {'ros2launch', 'ros2param'}

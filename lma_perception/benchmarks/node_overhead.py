@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from lma_perception.arguments import network_size, positive_int, width_by_height
+from lma_perception.runtime.backend_names import BACKENDS
 from lma_perception.runtime.latency import summarize_latency
 
 GOAL_MS = 5.0
@@ -67,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--network-size', type=network_size, default=(512, 1024),
                         metavar='WxH', help='network input size (default 1024x512)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--backend', choices=BACKENDS, default='torch',
+                        help='inference backend of the engine (default torch)')
 
 
 def main(args: argparse.Namespace) -> int:
@@ -80,7 +83,8 @@ def main(args: argparse.Namespace) -> int:
     width, height = args.size
     engine = SegmentationEngine(
         TrivialSegmenter(),
-        EngineConfig(device=args.device, input_size=tuple(args.network_size)),
+        EngineConfig(device=args.device, input_size=tuple(args.network_size),
+                     backend=args.backend),
     )
     context = Context()
     rclpy.init(context=context)
@@ -95,7 +99,8 @@ def main(args: argparse.Namespace) -> int:
                                             for case in ('relay', 'node', 'engine'))
     added = through_node.p50 - transport.p50
     print(f'node overhead: {width}x{height} rgb8 frames, trivial model (1x1 conv) at network '
-          f'{args.network_size[1]}x{args.network_size[0]}, device {engine.device}, '
+          f'{args.network_size[1]}x{args.network_size[0]}, device {engine.device} '
+          f'({engine.backend_name}), '
           f'torch {torch.__version__}, {os.cpu_count()} CPUs')
     print(f'{"latency (ms)":<34}{"p50":>8}{"p95":>8}{"max":>8}')
     for name, summary in (('(a) rclpy round trip via a relay', transport),

@@ -7,7 +7,10 @@ Every error is one line on stderr.
 
 from __future__ import annotations
 
+import argparse
 import sys
+
+from lma_perception.runtime.backend_names import BACKENDS
 
 USER_ERROR = 1
 USAGE_ERROR = 2
@@ -17,3 +20,12 @@ def fail(message: str, status: int = USER_ERROR) -> int:
     """Print one error line on stderr and return the exit status to end with."""
     print(f'lma-perception: error: {message}', file=sys.stderr)
     return status
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """Add the `--backend` option that every command running the model shares."""
+    parser.add_argument(
+        '--backend', choices=BACKENDS, default='torch',
+        help='inference backend (default: torch); auto takes the first of onnxruntime, '
+        'openvino, torch on the CPU (tensorrt, torch on CUDA) that runs here',
+    )

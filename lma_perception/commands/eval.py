@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from lma_perception.arguments import network_size, positive_int
-from lma_perception.commands import fail
+from lma_perception.commands import add_backend_argument, fail
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='checkpoint file (default: the weights shipped with the package)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--precision', default='fp32', help='fp32, fp16 or bf16 (CUDA only)')
+    add_backend_argument(parser)
     parser.add_argument('--input-size', type=network_size, metavar='WxH',
                         help="network input size (default: the checkpoint's training size)")
     parser.add_argument('--memory-length', type=positive_int, metavar='T',
@@ -76,12 +77,12 @@ def run(args: argparse.Namespace) -> int:
         chosen = {'memory_length': args.memory_length, 'write_policy': args.write_policy,
                   'write_threshold': args.write_threshold}
         config = EngineConfig(
-            device=args.device, precision=args.precision,
+            device=args.device, precision=args.precision, backend=args.backend,
             input_size=args.input_size,
             **{name: value for name, value in chosen.items() if value is not None},
         )
         engine = SegmentationEngine.from_checkpoint(args.weights, config)
-    except (DatasetError, ValueError) as error:
+    except (DatasetError, ValueError, RuntimeError) as error:
         return fail(str(error))
     if not engine.uses_memory:
         print('note: the checkpoint has no memory module; the LMA path is single-frame too',

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from lma_perception.arguments import positive_float
-from lma_perception.commands import fail
+from lma_perception.commands import add_backend_argument, fail
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='node parameter YAML (cameras and topics come from the bag)')
     parser.add_argument('--weights', help='checkpoint (default: the shipped weights)')
     parser.add_argument('--device', help='auto, cpu, cuda or cuda:N')
+    add_backend_argument(parser)
     parser.add_argument('--rate', type=positive_float, default=1.0, help='playback speed factor')
     parser.add_argument('--use-sim-time', action='store_true',
                         help='publish /clock from the bag and run the node on it')
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         parameters.append(Parameter('weights', value=args.weights))
     if args.device is not None:
         parameters.append(Parameter('device', value=args.device))
+    parameters.append(Parameter('backend', value=args.backend))
     options = LiveEvalOptions(
         rate=args.rate,
         use_sim_time=args.use_sim_time,

@@ -349,6 +349,7 @@ def engine_description(engine: SegmentationEngine) -> dict:
     return {
         'model': 'lma_erfnet' if engine.uses_memory else 'erfnet',
         'device': str(engine.device),
+        'backend': engine.backend_name,
         'precision': config.precision,
         'input_size': list(engine.input_size),
         'memory_length': config.memory_length,

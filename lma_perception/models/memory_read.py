@@ -235,3 +235,81 @@ def local_memory_read_blocked(
         # A stream without any frame reads zeros, not the mean of its empty slots.
         out = out * valid.to(out.device).any(1).to(out.dtype).view(batch, 1, 1, 1)
     return out
+
+
+# Logit of a position that must get no weight in the gathered read: finite (unlike -inf), so a
+# stream whose slots are all empty still has a finite softmax, whose read is then zeroed.
+MASKED_LOGIT = -1e30
+
+
+def _tile_starts(tiles: int, tile: int, region: int) -> torch.Tensor:
+    """tiles×region indices of the padded rows (or columns) each tile's halo region covers."""
+    return (torch.arange(tiles) * tile).view(tiles, 1) + torch.arange(region).view(1, region)
+
+
+def local_memory_read_gathered(
+    query_key: torch.Tensor, memory_keys: torch.Tensor, memory_values: torch.Tensor, *,
+    valid: torch.Tensor | None = None, slot_bias: torch.Tensor | None = None,
+    window: int = DEFAULT_WINDOW,
+) -> torch.Tensor:
+    """Read the memory as the blocked read does, in operators that export to ONNX (B×Dv×H×W).
+
+    Same arguments and result as :func:`local_memory_read_reference`. Where
+    :func:`local_memory_read_blocked` takes strided views band by band, this read gathers
+    every tile's halo region at once with index selects of constant indices, and masks with
+    a finite logit, so that it traces to standard ONNX operators (Gather, MatMul, Softmax)
+    with a dynamic batch and slot count. The whole map's regions are held at once: about
+    12× the memory's values, 100 MB at 1024×512 with T = 4.
+    """
+    check_inputs(query_key, memory_keys, memory_values, window)
+    batch = query_key.shape[0]
+    # Plain ints: an exported graph has a fixed map size, only batch and slots are dynamic.
+    key_dim, height, width = (int(size) for size in query_key.shape[1:])
+    half, (tile_h, tile_w) = window // 2, TILE
+    tiles_y, tiles_x = -(-height // tile_h), -(-width // tile_w)
+    pad_h, pad_w = tiles_y * tile_h - height, tiles_x * tile_w - width
+    region_h, region_w = tile_h + window - 1, tile_w + window - 1
+    pixels = tile_h * tile_w
+    rows = _tile_starts(tiles_y, tile_h, region_h).flatten().to(query_key.device)
+    cols = _tile_starts(tiles_x, tile_w, region_w).flatten().to(query_key.device)
+
+    keys = pad(memory_keys, (half, half + pad_w, half, half + pad_h))
+    keys = keys.index_select(3, rows).index_select(4, cols)  # B×T×Dk×(ty·Rh)×(tx·Rw)
+    keys = keys.reshape(batch, -1, key_dim, tiles_y, region_h, tiles_x, region_w)
+    keys = keys.permute(0, 3, 5, 2, 1, 4, 6).reshape(batch, tiles_y * tiles_x, key_dim, -1)
+    values = pad(
+        memory_values.permute(0, 1, 3, 4, 2), (0, 0, half, half + pad_w, half, half + pad_h)
+    )
+    values = values.index_select(2, rows).index_select(3, cols)  # B×T×(ty·Rh)×(tx·Rw)×Dv
+    value_dim = int(values.shape[-1])
+    values = values.reshape(batch, -1, tiles_y, region_h, tiles_x, region_w, value_dim)
+    values = values.permute(0, 2, 4, 1, 3, 5, 6).reshape(
+        batch, tiles_y * tiles_x, -1, value_dim
+    )
+    query = pad(query_key, (0, pad_w, 0, pad_h)).reshape(
+        batch, key_dim, tiles_y, tile_h, tiles_x, tile_w
+    ).permute(0, 2, 4, 3, 5, 1).reshape(batch, tiles_y * tiles_x, pixels, key_dim)
+
+    window_bias = _window_bias(tile_h, tile_w, window).to(query_key.device, query_key.dtype)
+    bias = window_bias.clamp_min(MASKED_LOGIT).view(1, 1, pixels, 1, -1)  # 1×1×P×1×R
+    if valid is not None or slot_bias is not None:
+        slot_logit = torch.zeros_like(memory_keys[:, :, 0, 0, 0])  # B×T
+        if slot_bias is not None:
+            slot_logit = slot_logit + slot_bias.to(slot_logit.dtype)
+        if valid is not None:
+            slot_logit = slot_logit.masked_fill(~valid.to(torch.bool), MASKED_LOGIT)
+        bias = bias + slot_logit.view(batch, 1, 1, -1, 1)
+    else:
+        bias = bias.expand(1, 1, pixels, memory_keys.shape[1], bias.shape[-1])
+    bias = bias.reshape(bias.shape[0], 1, pixels, -1)  # ×(T·R), slot-major as the regions
+
+    weights = (query @ keys + bias).softmax(-1)
+    read = weights @ values  # B×tiles×P×Dv
+    read = read.reshape(batch, tiles_y, tiles_x, tile_h, tile_w, value_dim)
+    read = read.permute(0, 5, 1, 3, 2, 4).reshape(
+        batch, value_dim, tiles_y * tile_h, tiles_x * tile_w
+    )
+    read = read[:, :, :height, :width]
+    if valid is not None:
+        read = read * valid.to(torch.bool).any(1).to(read.dtype).view(batch, 1, 1, 1)
+    return read

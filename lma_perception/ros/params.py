@@ -28,6 +28,7 @@ from rclpy.validate_topic_name import validate_topic_name
 from lma_perception.continuity import SEQUENCE_BOUNDARY_S
 from lma_perception.memory import MAX_MEMORY_LENGTH, WRITE_POLICIES, WRITE_THRESHOLD_RANGE
 from lma_perception.models.erfnet import input_size_problem
+from lma_perception.runtime.backend_names import BACKENDS
 from lma_perception.runtime.device import DEVICE_FORMS, PRECISIONS
 from lma_perception.runtime.engine import OUTPUT_SIZES, EngineConfig
 
@@ -135,6 +136,11 @@ PARAMETERS: dict[str, _Spec] = {
     ),
     'weights': _Spec('', 'Checkpoint file; empty for the weights shipped with the package.'),
     'device': _Spec(_DEFAULT_ENGINE.device, f'{DEVICE_FORMS}.'),
+    'backend': _Spec(
+        _DEFAULT_ENGINE.backend,
+        'Inference backend; auto picks the first that runs here (see runtime/backends.py).',
+        options=BACKENDS,
+    ),
     'precision': _Spec(
         _DEFAULT_ENGINE.precision, 'Compute precision (half precisions need CUDA).',
         options=tuple(PRECISIONS),
@@ -225,6 +231,7 @@ def read_config(node: Node) -> NodeConfig:
     try:
         engine = EngineConfig(
             device=values['device'],
+            backend=values['backend'],
             precision=values['precision'],
             input_size=None if tuple(values['input_size']) == CHECKPOINT_SIZE
             else tuple(values['input_size']),

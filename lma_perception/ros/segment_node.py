@@ -163,7 +163,8 @@ class SegmentNode(Node):
         self.get_logger().info(
             f'segmenting {len(self._streams)} camera(s) '
             f'({", ".join(f"{s.name} <- {s.source}" for s in self._streams)}) on '
-            f'{self._device}, network input {self._engine.input_size[1]}x'
+            f'{self._device} ({self._engine.backend_name}), network input '
+            f'{self._engine.input_size[1]}x'
             f'{self._engine.input_size[0]}, memory {memory}'
         )
 

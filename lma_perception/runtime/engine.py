@@ -6,12 +6,14 @@ This is the one code path of the ROS node and the offline evaluator. Per call:
    in [0, 1]. On a GPU the uint8 image crosses to the device and is resized there (bilinear,
    antialiased); on the CPU OpenCV resizes the uint8 image (area averaging when shrinking, as
    the training data loader does), about twenty times faster than a float resize in torch;
-2. *model*: one forward pass for the whole batch; each image reads its own memory (or none),
-   then its frame's key and value are written to that memory per its write policy;
-3. *postprocess*: argmax on the device, the void channel (any output ≥ the 19 train ids) to
-   255, optional confidence (max softmax probability × 255), nearest-neighbour resize back to
-   each image's size (on the device on a GPU, by OpenCV on the host on the CPU), and only uint8
-   maps copied to the host.
+   The CPU runtimes (`runtime/backends.py`) take the resized uint8 images as they are: their
+   exported graph does the scaling;
+2. *model*: one forward pass of the backend for the whole batch; each image reads its own
+   memory (or none), then its frame's key and value are written to that memory per its write
+   policy. The backend returns uint8 labels: argmax on its side, the void channel (any output ≥
+   the 19 train ids) to 255, optional confidence (max softmax probability × 255);
+3. *postprocess*: nearest-neighbour resize back to each image's size (on the device on a GPU,
+   by OpenCV on the host on the CPU), and only uint8 maps copied to the host.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ from lma_perception.models.checkpoint import (
 )
 from lma_perception.models.erfnet import input_size_problem
 from lma_perception.models.lma import LMASegmenter
-from lma_perception.models.prediction import logits_to_labels
+from lma_perception.runtime.backend_names import BACKENDS, CPU_RUNTIMES
+from lma_perception.runtime.backends import StepResult, TorchBackend, create_backend
 from lma_perception.runtime.device import (
     PRECISIONS,
     autocast,
@@ -68,11 +71,20 @@ class EngineConfig:
     memory_length: int = DEFAULT_MEMORY_LENGTH  # T at inference; 0: no memory at all
     write_policy: str = 'always'  # one of WRITE_POLICIES
     write_threshold: float = DEFAULT_WRITE_THRESHOLD  # adaptive policy: 1 - cosine of keys
+    backend: str = 'torch'  # one of BACKENDS (runtime/backends.py)
 
     def __post_init__(self) -> None:
         problem = device_problem(self.device)
         if problem is not None:
             raise ValueError(f'device: {problem}')
+        if self.backend not in BACKENDS:
+            raise ValueError(
+                f'unknown backend {self.backend!r}; choose one of {", ".join(BACKENDS)}'
+            )
+        if self.backend not in ('torch', 'auto') and self.precision != 'fp32':
+            raise ValueError(f'backend {self.backend!r} runs fp32 only, not {self.precision}')
+        if self.backend in CPU_RUNTIMES and self.device.startswith('cuda'):
+            raise ValueError(f'backend {self.backend!r} runs on the CPU, not on {self.device}')
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f'unknown precision {self.precision!r}; choose one of {", ".join(PRECISIONS)}'
@@ -119,12 +131,21 @@ class SegmentationEngine:
 
     def __init__(self, model: nn.Module, config: EngineConfig = EngineConfig()) -> None:
         self.config = config
-        self.device = resolve_device(config.device)
+        cpu_only = config.backend in CPU_RUNTIMES
+        self.device = resolve_device('cpu' if cpu_only else config.device)
         self.dtype = resolve_precision(config.precision, self.device)
         self.input_size: tuple[int, int] = config.input_size or DEFAULT_INPUT_SIZE
         self.model = prepare_model(model, self.device)
+        # Reduced precisions are torch's alone; `auto` then has only torch to choose.
+        backend = config.backend if self.dtype == torch.float32 else 'torch'
+        self.backend = create_backend(backend, self.model, self.device, self.input_size)
         self.uses_memory = isinstance(model, LMASegmenter)
         self.checkpoint: CheckpointInfo | None = None
+
+    @property
+    def backend_name(self) -> str:
+        """The backend that runs the model (what `auto` picked, if asked for)."""
+        return self.backend.name
 
     @classmethod
     def from_checkpoint(
@@ -186,10 +207,10 @@ class SegmentationEngine:
             batch = self._preprocess(images)
             synchronize(self.device)
             preprocessed = time.perf_counter()
-            logits, written = self._run_model(batch, memories)
+            step, written = self._run_model(batch, memories, confidence)
             synchronize(self.device)
             modelled = time.perf_counter()
-            labels, confidences = self._postprocess(logits, images, output_size, confidence)
+            labels, confidences = self._postprocess(step, images, output_size)
             finished = time.perf_counter()
 
         timings = {
@@ -202,17 +223,30 @@ class SegmentationEngine:
             for i in range(len(images))
         ]
 
-    def _preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """B×3×h×w float RGB in [0, 1] at the network size, channels-last, on the device."""
+    def _resize_on_host(self, image: np.ndarray) -> np.ndarray:
+        """Resize a uint8 image to the network size with OpenCV."""
+        height, width = self.input_size
+        if image.shape[:2] == (height, width):
+            return image
+        shrink = height <= image.shape[0] and width <= image.shape[1]
+        return cv2.resize(image, (width, height),
+                          interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+    def _preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor | np.ndarray:
+        """Return the batch as the backend takes it, at the network size.
+
+        torch: B×3×h×w float RGB in [0, 1], channels-last, on the device; the CPU runtimes:
+        B×h×w×3 uint8 RGB on the host.
+        """
+        if not isinstance(self.backend, TorchBackend):
+            return np.stack([self._resize_on_host(image) for image in images])
         height, width = self.input_size
         on_host = self.device.type == 'cpu'
         tensors = []
         for image in images:
-            if on_host and image.shape[:2] != (height, width):
-                shrink = height <= image.shape[0] and width <= image.shape[1]
-                image = cv2.resize(image, (width, height),
-                                   interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-            elif not image.flags.writeable:  # e.g. a view of a ROS message's bytes
+            if on_host:
+                image = self._resize_on_host(image)
+            if not image.flags.writeable:  # e.g. a view of a ROS message's bytes
                 image = image.copy()
             # uint8 crosses to the device (4× fewer bytes than float); resizing happens there.
             pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
@@ -227,24 +261,25 @@ class SegmentationEngine:
         return torch.cat(tensors).contiguous(memory_format=torch.channels_last)
 
     def _run_model(
-        self, batch: torch.Tensor, memories: Sequence[MemoryBank | None]
-    ) -> tuple[torch.Tensor, list[bool]]:
-        """Logits for the batch and, per image, whether its frame was written to memory."""
+        self, batch: torch.Tensor | np.ndarray, memories: Sequence[MemoryBank | None],
+        confidence: bool,
+    ) -> tuple[StepResult, list[bool]]:
+        """Run the backend; return its result and, per image, whether memory was written."""
+        memory = MemoryBatch.from_banks(memories) if self.uses_memory else None
+        step = self.backend.run(batch, memory, confidence)
         if not self.uses_memory:
-            return self.model(batch), [False] * len(memories)
-        output = self.model.step(batch, MemoryBatch.from_banks(memories))
+            return step, [False] * len(memories)
         written = [
-            memory is not None and memory.write(output.memory_key[i], output.memory_value[i])
+            memory is not None and memory.write(step.memory_key[i], step.memory_value[i])
             for i, memory in enumerate(memories)
         ]
-        return output.logits, written
+        return step, written
 
     def _postprocess(
-        self, logits: torch.Tensor, images: Sequence[np.ndarray], output_size: str,
-        confidence: bool,
+        self, step: StepResult, images: Sequence[np.ndarray], output_size: str
     ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
         """uint8 label (and confidence) maps on the host, at the requested size."""
-        labels, scores = logits_to_labels(logits, confidence=confidence)
+        labels, scores = step.labels, step.confidence
 
         def to_host(maps: torch.Tensor, index: int) -> np.ndarray:
             size = images[index].shape[:2]
@@ -256,5 +291,7 @@ class SegmentationEngine:
             return one.cpu().numpy()
 
         label_maps = [to_host(labels, i) for i in range(len(images))]
-        score_maps = [to_host(scores, i) if confidence else None for i in range(len(images))]
+        score_maps = [
+            to_host(scores, i) if scores is not None else None for i in range(len(images))
+        ]
         return label_maps, score_maps
