@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 from pathlib import Path
 
 from lma_perception.arguments import positive_float
@@ -36,12 +37,20 @@ def run(args: argparse.Namespace) -> int:
     for params_file in args.params_file:
         if not params_file.is_file():
             return fail(f'no parameter file {params_file}')
+    from lma_perception.ros.signals import StopOnSignal
 
+    # Before the heavy imports: a signal at any time ends playback and leaves a partial report.
+    with StopOnSignal() as stop:
+        return _evaluate(args, stop.stop)
+
+
+def _evaluate(args: argparse.Namespace, stop: threading.Event) -> int:
     from rclpy.parameter import Parameter
 
     from lma_perception.ros.bag_player import ReplayError
     from lma_perception.ros.live_eval import LiveEvalOptions, run_live_eval
     from lma_perception.ros.segment_node import SetupError
+    from lma_perception.ros.transport_profile import use_loopback_profile
 
     parameters = []
     if args.weights is not None:
@@ -54,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
         params_files=tuple(args.params_file),
         parameters=tuple(parameters),
     )
+    use_loopback_profile()
     try:
-        report = run_live_eval(args.bag, options)
+        report = run_live_eval(args.bag, options, stop=stop)
     except (ReplayError, SetupError) as error:
         return fail(str(error))
     print(report.summary())

@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
         ros_args += ['-p', 'use_sim_time:=true']
     ros_args += args.ros_args
 
-    from lma_perception.ros.segment_node import main
+    from lma_perception.ros.signals import StopOnSignal
 
-    return main(['lma-perception node', '--ros-args', *ros_args])
+    # Before the heavy imports, so that a signal during start-up stops the node quietly too.
+    with StopOnSignal() as stop:
+        from lma_perception.ros.segment_node import main
+
+        return main(['lma-perception node', '--ros-args', *ros_args], stop)

@@ -62,6 +62,7 @@ class NodeConfig:
     reset_gap_s: float
     no_input_timeout_s: float
     latency_budget_ms: float
+    loss_warn_fraction: float
     latency_window: int
     diagnostics_period_s: float
 
@@ -196,6 +197,12 @@ PARAMETERS: dict[str, _Spec] = {
         'Diagnostics report WARN when the p95 of receive-to-publish latency exceeds this.',
         bounds=_POSITIVE,
     ),
+    'loss_warn_fraction': _Spec(
+        0.01,
+        'Diagnostics report WARN when more than this share of a camera\'s frames was lost in '
+        'transport over the last 10 s.',
+        bounds=_Range(0, 1),
+    ),
     'latency_window': _Spec(
         100, 'Frames over which latency percentiles are computed.', bounds=_Range(1)
     ),
@@ -247,6 +254,7 @@ def read_config(node: Node) -> NodeConfig:
         reset_gap_s=values['reset_gap_s'],
         no_input_timeout_s=values['no_input_timeout_s'],
         latency_budget_ms=values['latency_budget_ms'],
+        loss_warn_fraction=values['loss_warn_fraction'],
         latency_window=values['latency_window'],
         diagnostics_period_s=values['diagnostics_period_s'],
     )
