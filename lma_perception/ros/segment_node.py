@@ -43,7 +43,7 @@ from rclpy.qos import (
 )
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
-from rclpy.subscription import MessageInfo
+from rclpy.subscription import MessageInfo, RCLError
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -53,7 +53,7 @@ from lma_perception.continuity import FrameKey, stamp_to_ns
 from lma_perception.ros.diagnostics import HealthLimits, camera_status
 from lma_perception.ros.messages import image_msg_to_rgb
 from lma_perception.ros.outputs import CameraOutputs
-from lma_perception.ros.params import NodeConfig, ParameterError, read_config
+from lma_perception.ros.params import NodeConfig, ParameterError, read_config, reject_unknown
 from lma_perception.ros.signals import StopOnSignal
 from lma_perception.runtime.engine import SegmentationEngine
 from lma_perception.runtime.latest_frames import LatestFrames
@@ -115,6 +115,34 @@ class SegmentNode(Node):
             raise SetupError(str(error)) from None
         self._engine = engine if engine is not None else _load_engine(self._config)
         self._device = str(self._engine.device)
+        try:
+            self._create_entities()
+        except RCLError as error:  # a topic that exists with another message type
+            raise SetupError(
+                f'cannot create the node\'s topics: {str(error).split(", at ")[0]} (does an '
+                'image_topic name one of the node\'s own topics, /diagnostics or an output?)'
+            ) from None
+        try:
+            reject_unknown(self)  # now that every topic's qos_overrides are declared too
+        except ParameterError as error:
+            raise SetupError(str(error)) from None
+        # A daemon, so a node that is never destroyed cannot keep the process from exiting;
+        # destroy_node() is what stops it properly.
+        self._worker = threading.Thread(
+            target=self._run_worker, name='segment_worker', daemon=True
+        )
+        self._worker.start()
+        memory = self._streams[0].memory if self._streams else None
+        memory = 'off' if memory is None else f'T={memory.length}'
+        self.get_logger().info(
+            f'segmenting {len(self._streams)} camera(s) '
+            f'({", ".join(f"{s.name} <- {s.source}" for s in self._streams)}) on '
+            f'{self._device}, network input {self._engine.input_size[1]}x'
+            f'{self._engine.input_size[0]}, memory {memory}'
+        )
+
+    def _create_entities(self) -> None:
+        """Create the streams, subscriptions, outputs, service and diagnostics."""
         self._frames = LatestFrames(len(self._config.cameras))
         # Held by the worker for a whole batch and by the reset service: memories change in one
         # thread at a time, and a reset answered is a reset done.
@@ -160,20 +188,6 @@ class SegmentNode(Node):
             self._config.diagnostics_period_s,
             self._publish_diagnostics,
             clock=Clock(clock_type=ClockType.STEADY_TIME),
-        )
-        # A daemon, so a node that is never destroyed cannot keep the process from exiting;
-        # destroy_node() is what stops it properly.
-        self._worker = threading.Thread(
-            target=self._run_worker, name='segment_worker', daemon=True
-        )
-        self._worker.start()
-        memory = self._streams[0].memory if self._streams else None
-        memory = 'off' if memory is None else f'T={memory.length}'
-        self.get_logger().info(
-            f'segmenting {len(self._streams)} camera(s) '
-            f'({", ".join(f"{s.name} <- {s.source}" for s in self._streams)}) on '
-            f'{self._device}, network input {self._engine.input_size[1]}x'
-            f'{self._engine.input_size[0]}, memory {memory}'
         )
 
     def destroy_node(self) -> None:

@@ -19,10 +19,11 @@ FAST_DDS_2_DISTROS = ('humble', 'jazzy')
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 _CANDIDATES = (
+    _PACKAGE.parent / 'config' / PROFILE_NAME,  # a source checkout
     # pip and colcon installs alike: <prefix>/lib/pythonX.Y/site-packages/lma_perception and
     # <prefix>/share/lma_perception/config.
-    _PACKAGE.parents[3] / 'share' / 'lma_perception' / 'config' / PROFILE_NAME,
-    _PACKAGE.parent / 'config' / PROFILE_NAME,  # a source checkout
+    *[prefix / 'share' / 'lma_perception' / 'config' / PROFILE_NAME
+      for prefix in _PACKAGE.parents[3:4]],
 )
 
 
