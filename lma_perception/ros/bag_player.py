@@ -30,6 +30,7 @@ from rclpy.utilities import remove_ros_args
 from rosbags.rosbag2 import Reader, ReaderError
 from rosgraph_msgs.msg import Clock
 
+from lma_perception.data.rosbag import BagError, open_reader
 from lma_perception.ros.playback_options import PlaybackOptions, add_arguments, playback_options
 from lma_perception.ros.signals import StopOnSignal
 
@@ -186,10 +187,9 @@ class BagPlayer(Node):
 def _open(bag: Path) -> Iterator[Reader]:
     """Open a bag for reading; any failure to read it becomes a `ReplayError`."""
     try:
-        reader = Reader(bag)
-        reader.open()
-    except (ReaderError, OSError) as error:
-        raise ReplayError(f'cannot read bag {bag}: {error}') from None
+        reader = open_reader(bag)
+    except BagError as error:
+        raise ReplayError(str(error)) from None
     try:
         yield reader
     except ReaderError as error:
