@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--use-sim-time', action='store_true',
                         help='publish /clock from the bag and run the node on it')
     parser.add_argument('--json', type=Path, metavar='FILE', help='also write the report here')
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, stops_on_signal=True)
 
 
 def run(args: argparse.Namespace) -> int:

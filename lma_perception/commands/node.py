@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--ros-args', nargs=argparse.REMAINDER, default=[],
                         help='everything after is passed to ROS: remaps, -p name:=value, '
                         '--log-level')
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, stops_on_signal=True)
 
 
 def run(args: argparse.Namespace) -> int:

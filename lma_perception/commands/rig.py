@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='one node process per camera instead of one for all')
     parser.add_argument('--use-sim-time', action='store_true', help='run on /clock')
     parser.add_argument('--device', help='auto, cpu, cuda or cuda:N (overrides the rig file)')
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, stops_on_signal=True)
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:

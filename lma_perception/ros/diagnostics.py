@@ -64,8 +64,8 @@ def _health(snapshot: StreamSnapshot, limits: HealthLimits) -> tuple[bytes, str]
         warnings.append(snapshot.warning)
     if snapshot.recent_lost > limits.loss_warn_fraction * snapshot.recent_frames:
         warnings.append(
-            f'{snapshot.recent_lost} of {snapshot.recent_frames} frames lost in transport in '
-            f'the last {LOSS_WINDOW_S:.0f} s'
+            f'{snapshot.recent_lost} of {snapshot.recent_frames} frames lost before reaching '
+            f'the node in the last {LOSS_WINDOW_S:.0f} s'
         )
     total_p95 = snapshot.latency['total'].p95
     if total_p95 > limits.latency_budget_ms:  # False for NaN: no frame yet
