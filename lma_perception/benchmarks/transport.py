@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lma_perception.arguments import network_size, positive_float, positive_int, width_by_height
-from lma_perception.benchmarks.camera_publisher import camera_topic
+from lma_perception.benchmarks.camera_publisher import CameraPublisher, camera_topic
 
 MEMORY_SAMPLE_S = 5.0
 WARMUP_FRACTION = 0.2  # memory samples of the first part of the run are left out of the slope
@@ -89,16 +88,17 @@ def _run(args: argparse.Namespace, domain: int, transport: str) -> int:
             Parameter('max_batch_size', value=len(cameras)),
             *([Parameter('memory_length', value=0)] if args.model == 'trivial' else []),
         ])
-        width, height = args.size
-        publisher = subprocess.Popen(
-            [sys.executable, '-m', 'lma_perception.benchmarks.camera_publisher',
-             '--cameras', str(args.cameras), '--size', f'{width}x{height}',
-             '--hz', str(args.hz), '--seconds', str(args.seconds), '--domain-id', str(domain)],
-            stdout=subprocess.PIPE, text=True,
-        )
+        publisher = CameraPublisher(domain, cameras=args.cameras, size=args.size, hz=args.hz,
+                                    seconds=args.seconds)
         with BackgroundSpinner(context, node):
-            memory = _sample_memory(publisher, args.seconds)
-            output, _ = publisher.communicate()
+            try:
+                publisher.start(lambda: all(subscription.get_publisher_count() > 0
+                                            for subscription in node.subscriptions))
+                memory = _sample_memory(publisher)
+                published = publisher.published()
+            except (TimeoutError, RuntimeError) as error:
+                print(f'lma-perception bench transport: {error}', file=sys.stderr)
+                return 1
             deadline = time.monotonic() + DRAIN_S
             while not node.idle and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -106,10 +106,6 @@ def _run(args: argparse.Namespace, domain: int, transport: str) -> int:
         node.destroy_node()
     finally:
         context.try_shutdown()
-    if publisher.returncode != 0:
-        print(f'the camera publisher failed (exit {publisher.returncode})', file=sys.stderr)
-        return 1
-    published = json.loads(output.strip().splitlines()[-1])['published']
     _print(args, transport, engine.device, published, snapshots, memory)
     return 0
 
@@ -132,11 +128,11 @@ def _resident_mb() -> float:
     return pages * os.sysconf('SC_PAGE_SIZE') / 1e6
 
 
-def _sample_memory(publisher: subprocess.Popen, seconds: float) -> list[tuple[float, float]]:
+def _sample_memory(publisher: CameraPublisher) -> list[tuple[float, float]]:
     """Sample the resident set while the publisher runs: (seconds since start, MB)."""
     started = time.monotonic()
     samples = []
-    while publisher.poll() is None:
+    while publisher.running:
         samples.append((time.monotonic() - started, _resident_mb()))
         with contextlib.suppress(subprocess.TimeoutExpired):
             publisher.wait(MEMORY_SAMPLE_S)
