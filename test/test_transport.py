@@ -154,12 +154,14 @@ def test_three_full_size_cameras_at_17_hz_lose_nothing_with_the_profile(ros_cont
     use_loopback_profile(env)
     with BackgroundSpinner(ros_context, node):
         published = _publish(ros_context, node, cameras=3, hz=17, seconds=3, env=env)
-        wait_until(lambda: [r + g for r, g in zip(received, replaced, strict=True)] == published, 5.0)
+
+        def accounted():
+            return [r + g for r, g in zip(received, replaced, strict=True)]
+        wait_until(lambda: accounted() == published, 5.0)
     node.destroy_node()
     assert published == [51, 51, 51]
     # Every frame is accounted for: taken, replaced in the queue, or lost on the wire.
-    accounted = [r + g for r, g in zip(received, replaced, strict=True)]
-    assert all(count - 1 <= total <= count for count, total in zip(published, accounted, strict=True)), (
+    assert all(count - 1 <= total <= count for count, total in zip(published, accounted(), strict=True)), (
         received, replaced, lost)
     # On a machine overloaded by other work the reader's transport thread can still fall
     # behind; the default transports lost half or more of the frames even on a quiet one.
