@@ -161,8 +161,8 @@ def test_three_full_size_cameras_at_17_hz_lose_nothing_with_the_profile(ros_cont
     node.destroy_node()
     assert published == [51, 51, 51]
     # Every frame is accounted for: taken, replaced in the queue, or lost on the wire.
-    assert all(count - 1 <= total <= count for count, total in zip(published, accounted(), strict=True)), (
-        received, replaced, lost)
+    totals = zip(published, accounted(), strict=True)
+    assert all(count - 1 <= total <= count for count, total in totals), (received, replaced, lost)
     # On a machine overloaded by other work the reader's transport thread can still fall
     # behind; the default transports lost half or more of the frames even on a quiet one.
     assert all(loss <= count // 10 for loss, count in zip(lost, published, strict=True)), lost
