@@ -24,10 +24,15 @@ from launch.actions import (
     RegisterEventHandler,
     SetEnvironmentVariable,
 )
-from launch.conditions import IfCondition, LaunchConfigurationNotEquals
+from launch.conditions import IfCondition
 from launch.event import Event
 from launch.event_handler import EventHandler
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import (
+    EnvironmentVariable,
+    LaunchConfiguration,
+    NotEqualsSubstitution,
+    PathJoinSubstitution,
+)
 from launch_ros.actions import Node
 from launch_ros.ros_adapters import get_ros_node
 from launch_ros.substitutions import FindPackageShare
@@ -72,7 +77,8 @@ def transport_profile() -> list[Action]:
             description=f'Fast DDS XML profile ({variable}); empty for Fast DDS defaults',
         ),
         SetEnvironmentVariable(variable, LaunchConfiguration('transport_profile'),
-                               condition=LaunchConfigurationNotEquals('transport_profile', '')),
+                               condition=IfCondition(NotEqualsSubstitution(
+                                   LaunchConfiguration('transport_profile'), ''))),
     ]
 
 
