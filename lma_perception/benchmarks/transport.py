@@ -8,8 +8,9 @@ process segments them. `--transport profile` runs both with the shipped Fast DDS
 Per camera: frames published; received by the node; lost in transport as DDS reports them
 (`message_lost`) and as missing publication sequence numbers; dropped by the node (a newer
 frame replaced one not yet segmented: the node's CPU limit, not the transport); labelled.
-Memory: this process's resident set sampled every few seconds after a warm-up, and its
-least-squares slope in MB/min.
+Memory: this process's resident anonymous memory (heap, tensors, messages: what a leak would
+grow) sampled every few seconds, and its least-squares slope in MB/min after a warm-up; the
+shared-memory pages it has mapped (the publisher's segment, fixed in size) are shown apart.
 """
 
 from __future__ import annotations
@@ -122,14 +123,15 @@ def _engine(args: argparse.Namespace):
     )
 
 
-def _resident_mb() -> float:
-    """Return this process's resident set (Linux /proc), in MB."""
-    pages = int(Path('/proc/self/statm').read_text().split()[1])
-    return pages * os.sysconf('SC_PAGE_SIZE') / 1e6
+def _resident_mb() -> dict[str, float]:
+    """Return this process's resident memory by kind (Linux /proc), in MB."""
+    fields = dict(line.split(':', 1) for line in
+                  Path('/proc/self/status').read_text().splitlines() if ':' in line)
+    return {key: int(fields[key].split()[0]) / 1e3 for key in ('RssAnon', 'RssShmem')}
 
 
-def _sample_memory(publisher: CameraPublisher) -> list[tuple[float, float]]:
-    """Sample the resident set while the publisher runs: (seconds since start, MB)."""
+def _sample_memory(publisher: CameraPublisher) -> list[tuple[float, dict[str, float]]]:
+    """Sample the resident memory while the publisher runs: (seconds since start, MB by kind)."""
     started = time.monotonic()
     samples = []
     while publisher.running:
@@ -156,7 +158,7 @@ def _print(args, transport, device, published, snapshots, memory) -> None:
     header = ('camera', 'published', 'received', 'lost (DDS)', 'unaccounted', 'replaced',
               'dropped', 'labelled')
     print(''.join(f'{h:>12}' for h in header))
-    transport_lost = 0
+    transport_lost = unaccounted_total = 0
     for count, snapshot in zip(published, snapshots, strict=True):
         # A frame lost on the wire also leaves a gap in the sequence numbers: the gaps beyond
         # the reported losses are frames the depth-1 input queue replaced before the executor
@@ -164,19 +166,24 @@ def _print(args, transport, device, published, snapshots, memory) -> None:
         missing = max(snapshot.missed_in_sequence, snapshot.lost_in_transport)
         replaced = missing - snapshot.lost_in_transport
         unaccounted = count - snapshot.received - missing
-        transport_lost += snapshot.lost_in_transport + max(unaccounted, 0)
+        transport_lost += snapshot.lost_in_transport
+        unaccounted_total += unaccounted
         row = (snapshot.name, count, snapshot.received, snapshot.lost_in_transport, unaccounted,
                replaced, snapshot.dropped, snapshot.published)
         print(''.join(f'{value:>12}' for value in row))
     print('lost (DDS): reported by message_lost; unaccounted: published, neither received nor '
-          'in a sequence gap; replaced: taken over by a newer frame in the input queue before '
-          'the executor read it; dropped: received, replaced by a newer frame before the '
-          'worker segmented it. Replaced and dropped are the node\'s CPU limit.')
-    slope = memory_slope_mb_per_min(memory, WARMUP_FRACTION * args.seconds)
-    first, last = memory[0][1], memory[-1][1]
-    print(f'frames lost in transport: {transport_lost} '
-          f'(goal {LOSS_GOAL}: {"met" if transport_lost <= LOSS_GOAL else "not met"})')
-    print(f'resident memory: {first:.0f} MB at start, {last:.0f} MB at the end, slope '
+          'in a sequence gap (the last frames, which no later one reveals); replaced: taken '
+          'over by a newer frame in the input queue before the executor read it; dropped: '
+          'received, replaced by a newer frame before the worker segmented it. Replaced and '
+          'dropped are the node\'s CPU limit.')
+    anonymous = [(t, sizes['RssAnon']) for t, sizes in memory]
+    slope = memory_slope_mb_per_min(anonymous, WARMUP_FRACTION * args.seconds)
+    first, last = anonymous[0][1], anonymous[-1][1]
+    print(f'frames lost in transport (DDS): {transport_lost} '
+          f'(goal {LOSS_GOAL}: {"met" if transport_lost <= LOSS_GOAL else "not met"}); '
+          f'unaccounted: {unaccounted_total}')
+    print(f'resident anonymous memory: {first:.0f} MB at start, {last:.0f} MB at the end, slope '
           f'{slope:+.3f} MB/min after {WARMUP_FRACTION * args.seconds:.0f} s of warm-up '
           f'(goal <= {SLOPE_GOAL_MB_PER_MIN} MB/min: '
-          f'{"met" if slope <= SLOPE_GOAL_MB_PER_MIN else "not met"})')
+          f'{"met" if slope <= SLOPE_GOAL_MB_PER_MIN else "not met"}); shared memory mapped: '
+          f'{memory[-1][1]["RssShmem"]:.0f} MB at the end')
