@@ -178,6 +178,36 @@ def test_ten_thousand_malformed_images(checkpoint, ros_context):
     _malformed_images_then_signal(checkpoint, ros_context, FUZZ_MALFORMED, signal.SIGINT)
 
 
+def test_a_flood_of_memory_resets_is_logged_once_per_period(checkpoint, ros_context):
+    from rclpy.node import Node
+    from std_srvs.srv import Trigger
+
+    node = NodeProcess('-p', f'weights:={checkpoint}', '-p', 'device:=cpu',
+                       domain=ros_context.get_domain_id())
+    client_node = Node('reset_flood', context=ros_context)
+    client = client_node.create_client(Trigger, '/segment_node/reset_memory')
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(client_node)
+    try:
+        assert client.wait_for_service(timeout_sec=TIMEOUT_S), node.output
+        started = time.monotonic()
+        for _ in range(30):
+            future = client.call_async(Trigger.Request())
+            executor.spin_until_future_complete(future, timeout_sec=TIMEOUT_S)
+            assert future.result().success
+        elapsed_s = time.monotonic() - started
+        node.process.send_signal(signal.SIGINT)
+        assert node.wait() == 0, node.output
+    finally:
+        executor.shutdown()
+        client_node.destroy_node()
+        node.process.kill()
+    cleared = [line for line in node.lines if 'cleared the memory' in line]
+    assert 1 <= len(cleared) <= elapsed_s / LOG_PERIOD_S + 1, cleared
+
+
 # --- bad parameters and checkpoints: one FATAL line, exit 1 -----------------------------------
 
 
@@ -244,6 +274,14 @@ def test_a_code_running_pickle_is_refused_without_the_unsafe_advice(tmp_path):
     assert 'system' in message  # what it would have called
     assert 'weights_only' not in message and 'will likely succeed' not in message
     assert not marker.exists()
+
+
+def test_training_refuses_a_memory_of_a_million_frames(tmp_path):
+    from lma_perception.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match=r'memory_length must be in \[1, 64\], got 1000000'):
+        TrainConfig(stage='single', data=str(tmp_path), output=str(tmp_path / 'run'),
+                    memory_length=1_000_000)
 
 
 def _fatal(ros_args: list[str], message: str, domain: int) -> None:

@@ -253,8 +253,8 @@ def open_reader(path: Path):
     from rosbags.rosbag2 import Reader
 
     if path.is_dir() and not (path / 'metadata.yaml').is_file():
-        raise BagError(f'{path}: no metadata.yaml, which a rosbag2 folder holds next to its '
-                       'storage files (.mcap or .db3)')
+        raise BagError(f'{path}: cannot open the bag: no metadata.yaml, which a rosbag2 folder '
+                       'holds next to its storage files (.mcap or .db3)')
     try:
         reader = Reader(path)
         reader.open()

@@ -41,8 +41,8 @@ def input_size_problem(size: Sequence[int], stride: int = STRIDE) -> str | None:
         or not 0 < side <= MAX_INPUT_SIDE or int(side) != side or side % stride
         for side in size
     ):
-        return (f'a network input size is (height, width), both positive multiples of {stride}, '
-                f'at most {MAX_INPUT_SIDE}; got {tuple(size)}')
+        return (f'a network input size is (height, width), each side at most {MAX_INPUT_SIDE} '
+                f'and both positive multiples of {stride}; got {tuple(size)}')
     return None
 
 

@@ -266,7 +266,7 @@ class SegmentNode(Node):
                 stream.reset_memory('service')
         response.success = True
         response.message = f'cleared the memory of {len(self._streams)} camera(s)'
-        self.get_logger().info(response.message)
+        self.get_logger().info(response.message, throttle_duration_sec=LOG_PERIOD_S)
         return response
 
     def _run_worker(self) -> None:
