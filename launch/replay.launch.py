@@ -18,7 +18,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from lma_perception.rig import input_topics, load_rig
-from lma_perception.ros.launch_actions import after_subscribed, rviz
+from lma_perception.ros.launch_actions import after_subscribed, rviz, transport_profile
 
 # How long the package's player waits for its publishers to match the node's subscriptions,
 # which are already on the graph when it starts.
@@ -63,6 +63,7 @@ def generate_launch_description() -> LaunchDescription:
                                                                   'rig_front3.yaml']),
                               description='node parameters (cameras of the bag)'),
         DeclareLaunchArgument('rviz', default_value='false', description='open RViz'),
+        *transport_profile(),
         rviz(use_sim_time=True),
         Node(package='lma_perception', executable='segment_node', name='segment_node',
              parameters=[LaunchConfiguration('params_file'), {'use_sim_time': True}],

@@ -15,7 +15,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from lma_perception.rig import camera_parameters, load_rig
-from lma_perception.ros.launch_actions import rviz
+from lma_perception.ros.launch_actions import rviz, transport_profile
 
 
 def segment_nodes(context: LaunchContext) -> list[Node]:
@@ -50,6 +50,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('device', default_value='auto', description='auto, cpu, cuda'),
         DeclareLaunchArgument('use_sim_time', default_value='false'),
         DeclareLaunchArgument('rviz', default_value='false', description='open RViz'),
+        *transport_profile(),
         rviz(use_sim_time=LaunchConfiguration('use_sim_time')),
         OpaqueFunction(function=segment_nodes),
     ])

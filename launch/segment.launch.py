@@ -12,7 +12,7 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-from lma_perception.ros.launch_actions import rviz
+from lma_perception.ros.launch_actions import rviz, transport_profile
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -54,4 +54,5 @@ def generate_launch_description() -> LaunchDescription:
         output='screen',
     )
     return LaunchDescription([
-        *arguments, rviz(use_sim_time=LaunchConfiguration('use_sim_time')), segment])
+        *arguments, *transport_profile(), rviz(use_sim_time=LaunchConfiguration('use_sim_time')),
+        segment])

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from lma_perception import __version__
+from lma_perception.ros.signals import StopOnSignal
 
 # Each name is a module in lma_perception.commands with `add_parser(subparsers)` and `run(args)`.
 COMMANDS = (
@@ -31,7 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen sub-command."""
-    args = build_parser().parse_args(argv)
+    # Building the parser imports PyTorch (seconds): a signal meanwhile ends the command before
+    # it starts, quietly. Commands that stop in order on a signal (`stops_on_signal`) exit 0 as
+    # they would a moment later; the others with the shell's 128 + signal number.
+    with StopOnSignal() as startup:
+        args = build_parser().parse_args(argv)
+    if startup.received is not None:
+        return 0 if getattr(args, 'stops_on_signal', False) else 128 + startup.received
     # The package's own notes (backend chosen, export cache rebuilt) go to stderr.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter('lma-perception: %(message)s'))

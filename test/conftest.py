@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 # Before any rclpy import: DDS discovery stays on this machine.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+
+# The shipped Fast DDS transport (shared memory sized for camera images, UDP on loopback only),
+# for every test and the processes it starts, as the launch files and commands select it.
+from lma_perception.ros.transport_profile import use_loopback_profile
+
+use_loopback_profile()
 
 
 def _add_this_environment_to_the_ament_prefixes() -> None:
@@ -29,32 +33,16 @@ def _add_this_environment_to_the_ament_prefixes() -> None:
 
 _add_this_environment_to_the_ament_prefixes()
 
-# Domains 1..232 are valid for Fast DDS. Test runs on one machine (several checkouts, CI next to
-# a developer) must never share one: each id is reserved with an exclusive lock on a file, held
-# until the test that asked for it ends.
-_LOCK_DIR = Path(tempfile.gettempdir()) / 'lma_perception_ros_domains'
-_FIRST_DOMAIN, _LAST_DOMAIN = 1, 232
 _held: list[int] = []  # lock file descriptors of the running test
-_next = _FIRST_DOMAIN + os.getpid() % (_LAST_DOMAIN - _FIRST_DOMAIN)
 
 
 def next_domain_id() -> int:
     """A ROS domain id that no other test, in this run or another one, uses now."""
-    global _next
-    _LOCK_DIR.mkdir(exist_ok=True)
-    span = _LAST_DOMAIN - _FIRST_DOMAIN + 1
-    for _ in range(span):
-        domain = _next
-        _next = _FIRST_DOMAIN + (_next - _FIRST_DOMAIN + 1) % span
-        descriptor = os.open(_LOCK_DIR / f'{domain}.lock', os.O_CREAT | os.O_RDWR, 0o666)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            continue
-        _held.append(descriptor)
-        return domain
-    raise RuntimeError(f'every ROS domain {_FIRST_DOMAIN}..{_LAST_DOMAIN} is in use')
+    from lma_perception.ros.domains import reserve_domain
+
+    domain, lock = reserve_domain()
+    _held.append(lock)
+    return domain
 
 
 @pytest.fixture(autouse=True)

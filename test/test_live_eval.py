@@ -110,7 +110,7 @@ def test_cli_reports_a_missing_bag(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setenv('ROS_DOMAIN_ID', str(next_domain_id()))
     assert main(['live-eval', str(tmp_path / 'nothing')]) == 1
-    assert 'cannot read bag' in capsys.readouterr().err
+    assert 'cannot open the bag' in capsys.readouterr().err
 
 
 def test_frames_fixture_has_ground_truth_for_every_frame(frames):

@@ -44,8 +44,10 @@ PIP_ONLY = {
 }
 # Command-line tools the tests run as processes (`ros2 launch`, `ros2 param`).
 TEST_TOOLS = {'ros2launch', 'ros2param'}
-# The test folder's own helper modules.
-TEST_HELPERS = {'codec_samples', 'conftest', 'launch_probe', 'model_tester', 'ros_tools'}
+# The test folder's own helper modules (test_segment_node: its probe and node fixtures serve the
+# fault and transport tests too).
+TEST_HELPERS = {'codec_samples', 'conftest', 'launch_probe', 'model_tester', 'ros_tools',
+                'test_segment_node'}
 
 
 def imported_modules(folders: tuple[str, ...]) -> set[str]:

@@ -7,7 +7,9 @@ import importlib
 
 # Modules in lma_perception.benchmarks, each with `add_arguments(parser)` and `main(args)`.
 # A name ending in `_speed` can also be called without that suffix (`bench model`).
-BENCHMARKS = ('model_speed', 'synth_speed', 'gpu_speed', 'node_overhead', 'train_speed')
+BENCHMARKS = (
+    'model_speed', 'synth_speed', 'gpu_speed', 'node_overhead', 'train_speed', 'transport'
+)
 
 
 def _aliases() -> dict[str, str]:

@@ -69,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     from lma_perception.ros.bag_player import ReplayError
     from lma_perception.ros.live_eval import LiveEvalOptions, run_live_eval
     from lma_perception.ros.segment_node import SetupError
+    from lma_perception.ros.transport_profile import use_loopback_profile
     from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
+
+    use_loopback_profile()
 
     tree, bag = prepare_bag(args.workdir, args.sequences)
 

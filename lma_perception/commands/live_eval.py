@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 from pathlib import Path
 
 from lma_perception.arguments import positive_float
@@ -30,19 +31,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--use-sim-time', action='store_true',
                         help='publish /clock from the bag and run the node on it')
     parser.add_argument('--json', type=Path, metavar='FILE', help='also write the report here')
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, stops_on_signal=True)
 
 
 def run(args: argparse.Namespace) -> int:
     for params_file in args.params_file:
         if not params_file.is_file():
             return fail(f'no parameter file {params_file}')
+    from lma_perception.ros.signals import StopOnSignal
 
+    # Before the heavy imports: a signal at any time ends playback and leaves a partial report.
+    with StopOnSignal() as stop:
+        return _evaluate(args, stop.stop)
+
+
+def _evaluate(args: argparse.Namespace, stop: threading.Event) -> int:
     from rclpy.parameter import Parameter
 
     from lma_perception.ros.bag_player import ReplayError
     from lma_perception.ros.live_eval import LiveEvalOptions, run_live_eval
     from lma_perception.ros.segment_node import SetupError
+    from lma_perception.ros.transport_profile import use_loopback_profile
 
     parameters = []
     if args.weights is not None:
@@ -56,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
         params_files=tuple(args.params_file),
         parameters=tuple(parameters),
     )
+    use_loopback_profile()
     try:
-        report = run_live_eval(args.bag, options)
+        report = run_live_eval(args.bag, options, stop=stop)
     except (ReplayError, SetupError) as error:
         return fail(str(error))
     print(report.summary())

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--ros-args', nargs=argparse.REMAINDER, default=[],
                         help='everything after is passed to ROS: remaps, -p name:=value, '
                         '--log-level')
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, stops_on_signal=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
         ros_args += ['-p', 'use_sim_time:=true']
     ros_args += args.ros_args
 
-    from lma_perception.ros.segment_node import main
+    from lma_perception.ros.signals import StopOnSignal
 
-    return main(['lma-perception node', '--ros-args', *ros_args])
+    # Before the heavy imports, so that a signal during start-up stops the node quietly too.
+    with StopOnSignal() as stop:
+        from lma_perception.ros.segment_node import main
+
+        return main(['lma-perception node', '--ros-args', *ros_args], stop)

@@ -16,14 +16,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         'recorded timing and headers, for machines without `ros2 bag play`.',
     )
     add_arguments(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, stops_on_signal=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    from lma_perception.ros.bag_player import play_bag
-
     try:
         options = playback_options(args)
     except ValueError as error:
         return fail(str(error), USAGE_ERROR)
-    return play_bag(args.bag, options)
+    from lma_perception.ros.signals import StopOnSignal
+    from lma_perception.ros.transport_profile import use_loopback_profile
+
+    use_loopback_profile()
+    with StopOnSignal() as stop:
+        from lma_perception.ros.bag_player import play_bag
+
+        return play_bag(args.bag, options, stop=stop)

@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='one node process per camera instead of one for all')
     parser.add_argument('--use-sim-time', action='store_true', help='run on /clock')
     parser.add_argument('--device', help='auto, cpu, cuda or cuda:N (overrides the rig file)')
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, stops_on_signal=True)
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -42,16 +42,20 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from lma_perception.rig import RigError, camera_parameters, load_rig
+    from lma_perception.ros.signals import StopOnSignal
+    from lma_perception.ros.transport_profile import use_loopback_profile
 
     try:
         rig = load_rig(args.rig_file)
     except RigError as error:
         return fail(str(error))
+    use_loopback_profile()  # also for the node processes of --per-camera, which inherit it
     if not args.per_camera:
-        from lma_perception.ros.segment_node import main
+        with StopOnSignal() as stop:
+            from lma_perception.ros.segment_node import main
 
-        return main(['lma-perception rig', '--ros-args', '--params-file', str(args.rig_file),
-                     *_overrides(args)])
+            return main(['lma-perception rig', '--ros-args', '--params-file',
+                         str(args.rig_file), *_overrides(args)], stop)
     with tempfile.TemporaryDirectory(prefix='lma_rig_') as folder:
         processes = []
         for camera in rig['cameras']:

@@ -279,7 +279,7 @@ def read_bag(path: str | Path, cameras: Sequence[str] | None = None, *,
     path = Path(path)
     if not path.exists():
         raise BagError(f'no bag at {path}')
-    reader = _open(path)
+    reader = open_reader(path)
     try:
         topics = _topics(reader, path, cameras)
         if require_ground_truth and not topics['truth']:
@@ -292,9 +292,13 @@ def read_bag(path: str | Path, cameras: Sequence[str] | None = None, *,
     return _frames(reader, path, topics, seconds_to_ns(max_gap_s))
 
 
-def _open(path: Path):
+def open_reader(path: Path):
+    """Open a bag with rosbags; any failure to open it becomes a `BagError` that says why."""
     from rosbags.rosbag2 import Reader
 
+    if path.is_dir() and not (path / 'metadata.yaml').is_file():
+        raise BagError(f'{path}: cannot open the bag: no metadata.yaml, which a rosbag2 folder '
+                       'holds next to its storage files (.mcap or .db3)')
     try:
         reader = Reader(path)
         reader.open()

@@ -47,6 +47,7 @@ class LiveEvalReport:
     latency_ms: LatencySummary
     wall_s: float
     device: str
+    interrupted: bool = False  # stopped by a signal: the figures cover what was played so far
 
     def as_dict(self) -> dict[str, Any]:
         """Return plain data for JSON (NaN written as null)."""
@@ -68,7 +69,8 @@ class LiveEvalReport:
     def summary(self) -> str:
         """Return a table of the cameras and the overall scores, for people."""
         lines = [
-            f'live evaluation of {self.bag} on {self.device} ({self.wall_s:.1f} s)',
+            f'live evaluation of {self.bag} on {self.device} ({self.wall_s:.1f} s)'
+            + (', interrupted: partial report' if self.interrupted else ''),
             f'{"camera":<14}{"published":>10}{"labels":>8}{"scored":>8}{"dropped":>9}'
             f'{"resets":>8}{"lat p50":>9}{"lat p95":>9}{"mIoU":>8}',
         ]

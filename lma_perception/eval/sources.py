@@ -27,13 +27,20 @@ BAG_CITY = 'bag'
 _STEM = re.compile(r'^(?P<city>.+)_\d{6}_\d{6}$')
 
 
+BAG_STORAGE_SUFFIXES = ('.mcap', '.db3')
+
+
 class DatasetError(ValueError):
     """The data to evaluate is missing, empty or unreadable; the message says which and why."""
 
 
 def is_bag(path: Path) -> bool:
-    """Whether `path` is a rosbag2 (a folder with metadata.yaml, or a storage file)."""
-    return (path / 'metadata.yaml').is_file() or path.suffix in ('.mcap', '.db3')
+    """Whether `path` is a rosbag2: a folder with metadata.yaml or storage files, or one file."""
+    if path.is_dir():
+        return (path / 'metadata.yaml').is_file() or any(
+            child.suffix in BAG_STORAGE_SUFFIXES for child in path.iterdir()
+        )
+    return path.suffix in BAG_STORAGE_SUFFIXES
 
 
 def tree_frames(tree: CityscapesTree) -> Iterator[EvalFrame]:

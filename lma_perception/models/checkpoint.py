@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +173,10 @@ def load_state_dict_into(
     ]
     if wrong:
         raise CheckpointError(f'{source} has weights of the wrong shape: {_names(wrong)}')
+    broken = [name for name, tensor in filtered.state_dict.items()
+              if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if broken:
+        raise CheckpointError(f'{source} has weights that are NaN or infinite: {_names(broken)}')
     model.load_state_dict(filtered.state_dict, strict=False)
     return filtered
 
@@ -200,11 +205,20 @@ def _lfs_pointer_problem(path: Path) -> str | None:
 
 
 def _unpickling_reason(message: str) -> str:
-    """Extract the cause from a ``torch.load(weights_only=True)`` error, without advice."""
-    marker = 'WeightsUnpickler error:'
-    if marker in message:
-        message = message.split(marker, 1)[1]
-    return message.strip().split('\n')[0].split(' Please use')[0].strip()
+    """Extract the cause from a ``torch.load(weights_only=True)`` error, without its advice.
+
+    torch's message starts with advice to load the file with ``weights_only=False``, which is
+    exactly what must not be done with a file that failed; the cause is on a later line.
+    """
+    called = re.search(r'GLOBAL\s+([\w.]+)', message)  # "unsupported GLOBAL posix.system"
+    if called is not None:
+        return f'it calls {called[1]}'
+    lines = (line.strip().removeprefix('WeightsUnpickler error:').strip()
+             for line in message.splitlines())
+    causes = [line for line in lines if line and not any(
+        advice in line for advice in ('weights_only', 'Weights only load failed', 'torch.load')
+    )]
+    return causes[0] if causes else 'the safe loader cannot read it'
 
 
 def read_state_dict(
@@ -228,14 +242,12 @@ def read_state_dict(
         loaded = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:
         reason = _unpickling_reason(str(error))
-        if 'global' in reason.lower():
+        if reason.startswith('it calls'):
             raise CheckpointError(
-                f'{path}: refused: the file holds Python objects other than tensors, which '
-                f'could run code when loaded ({reason})'
+                f'{path}: refused: loading this file would run code ({reason}); only tensors '
+                'and plain containers are read from pickles'
             ) from None
-        raise CheckpointError(
-            f'{path}: not a checkpoint (the safe loader cannot read it: {reason})'
-        ) from None
+        raise CheckpointError(f'{path}: not a checkpoint (unreadable pickle: {reason})') from None
     except Exception as error:  # torch.load raises many types for files that are not pickles
         raise CheckpointError(
             f'{path}: not a checkpoint (neither safetensors nor a PyTorch file; '
@@ -279,9 +291,12 @@ def load_checkpoint(
         try:
             info = json.loads(metadata[METADATA_KEY])
             config = ModelConfig.from_dict(info['model'])
-            height, width = (int(side) for side in info['input_size'])
+            height, width = info['input_size']
         except (ValueError, KeyError, TypeError) as error:
             raise CheckpointError(f'{path}: unreadable model config ({error})') from None
+        problem = input_size_problem((height, width))
+        if problem is not None:
+            raise CheckpointError(f'{path}: input_size {info["input_size"]!r}: {problem}')
         source = METADATA_KEY
     else:
         config = _infer_published_config(state_dict, path)

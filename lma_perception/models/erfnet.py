@@ -25,6 +25,9 @@ from torch.nn.functional import relu
 
 BN_EPS = 1e-3
 STRIDE = 8
+# The longest side a network input may have: twice a 4K camera's width. One 8192×8192 frame
+# already needs some 50 GB of activations in the first encoder stage.
+MAX_INPUT_SIDE = 8192
 
 
 def input_size_problem(size: Sequence[int], stride: int = STRIDE) -> str | None:
@@ -34,11 +37,12 @@ def input_size_problem(size: Sequence[int], stride: int = STRIDE) -> str | None:
     command lines) is checked here.
     """
     if len(size) != 2 or any(
-        isinstance(side, bool) or int(side) != side or side <= 0 or side % stride
+        isinstance(side, bool) or not isinstance(side, (int, float))
+        or not 0 < side <= MAX_INPUT_SIDE or int(side) != side or side % stride
         for side in size
     ):
-        return (f'a network input size is (height, width), both positive multiples of {stride}; '
-                f'got {tuple(size)}')
+        return (f'a network input size is (height, width), each side at most {MAX_INPUT_SIDE} '
+                f'and both positive multiples of {stride}; got {tuple(size)}')
     return None
 
 

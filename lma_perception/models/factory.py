@@ -10,6 +10,7 @@ checkpoints store.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,10 @@ from torch import nn
 
 from lma_perception.models.erfnet import ERFNet, ERFNetConfig
 from lma_perception.models.lma import LMAConfig, LMASegmenter
+
+# The largest count a config field may hold (classes, key and value channels, window): far above
+# any model of this family, far below what would exhaust memory when the layers are built.
+MAX_CONFIG_COUNT = 4096
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,43 @@ class ModelConfig:
             if 'encoder_dropout' in backbone:
                 backbone['encoder_dropout'] = tuple(backbone['encoder_dropout'])
             lma = data.get('lma')
-            return cls(ERFNetConfig(**backbone), None if lma is None else LMAConfig(**lma))
+            config = cls(ERFNetConfig(**backbone), None if lma is None else LMAConfig(**lma))
         except (KeyError, TypeError) as error:
             raise ValueError(f'not a valid model config ({error}): {data!r}') from None
+        for part in (config.backbone, config.lma):
+            if part is not None:
+                _check_field_types(part)
+        return config
+
+
+def _check_field_types(config: Any) -> None:
+    """Raise a ValueError naming the first field whose value has not its default's type.
+
+    Stored configs come from files: `num_classes: "20"` must stop here, not in a layer.
+    """
+    for item in dataclasses.fields(config):
+        value, default = getattr(config, item.name), item.default
+        name = f'{type(config).__name__}.{item.name} = {value!r}'
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f'{name}: expected true or false')
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int) or not (
+                1 <= value <= MAX_CONFIG_COUNT
+            ):
+                raise ValueError(f'{name}: expected a whole number in [1, {MAX_CONFIG_COUNT}]')
+        elif isinstance(default, float):
+            if not _is_unit_fraction(value):
+                raise ValueError(f'{name}: expected a number in [0, 1]')
+        elif isinstance(default, tuple) and (
+            len(value) != len(default) or not all(_is_unit_fraction(v) for v in value)
+        ):
+            raise ValueError(f'{name}: expected {len(default)} numbers in [0, 1]')
+
+
+def _is_unit_fraction(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 <= value <= 1)
 
 
 MODEL_CONFIGS: dict[str, ModelConfig] = {

@@ -9,6 +9,7 @@ rate factor; `/clock` can carry the bag's time for nodes with `use_sim_time`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 import threading
@@ -21,15 +22,17 @@ from pathlib import Path
 
 import rclpy
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 from rosbags.rosbag2 import Reader, ReaderError
 from rosgraph_msgs.msg import Clock
 
+from lma_perception.data.rosbag import BagError, open_reader
 from lma_perception.ros.playback_options import PlaybackOptions, add_arguments, playback_options
+from lma_perception.ros.signals import StopOnSignal
 
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 # What a best-effort reader on this machine needs at most to take a sample already written.
@@ -184,10 +187,9 @@ class BagPlayer(Node):
 def _open(bag: Path) -> Iterator[Reader]:
     """Open a bag for reading; any failure to read it becomes a `ReplayError`."""
     try:
-        reader = Reader(bag)
-        reader.open()
-    except (ReaderError, OSError) as error:
-        raise ReplayError(f'cannot read bag {bag}: {error}') from None
+        reader = open_reader(bag)
+    except BagError as error:
+        raise ReplayError(str(error)) from None
     try:
         yield reader
     except ReaderError as error:
@@ -206,26 +208,28 @@ def _message_class(topic: str, msgtype: str) -> type:
         ) from None
 
 
-def play_bag(bag: str | Path, options: PlaybackOptions, args: list[str] | None = None) -> int:
-    """Play `bag` on a node of its own until it ends or SIGINT; 1 when it cannot be played."""
-    try:
-        with rclpy.init(args=args):
-            try:
-                player = BagPlayer(bag, options)
-            except ReplayError as error:
-                print(f'error: {error}', file=sys.stderr)
-                return 1
-            with player:
-                stats = player.play()
-                player.let_deliver()
-            player.get_logger().info(
-                f'published {sum(stats.messages.values())} messages in {stats.wall_s:.1f} s'
-            )
-    except ReplayError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+def play_bag(
+    bag: str | Path, options: PlaybackOptions, args: list[str] | None = None,
+    stop: StopOnSignal | None = None,
+) -> int:
+    """Play `bag` on a node of its own until it ends or SIGINT/SIGTERM (exit 0).
+
+    Returns 1 when the bag cannot be played. `stop`: signal handling the caller installed.
+    """
+    with contextlib.ExitStack() as stack:
+        if stop is None:
+            stop = stack.enter_context(StopOnSignal())
+        try:
+            with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
+                with BagPlayer(bag, options) as player:
+                    stats = player.play(stop.stop)
+                    player.let_deliver()
+                player.get_logger().info(
+                    f'published {sum(stats.messages.values())} messages in {stats.wall_s:.1f} s'
+                )
+        except ReplayError as error:
+            print(f'error: {error}', file=sys.stderr)
+            return 1
     return 0
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from lma_perception.continuity import RESET_REASONS
-from lma_perception.runtime.stream import STAGES, StreamSnapshot
+from lma_perception.runtime.stream import LOSS_WINDOW_S, STAGES, StreamSnapshot
 
 STATUS_PREFIX = 'lma_perception'
 
@@ -26,6 +26,7 @@ class HealthLimits:
 
     no_input_timeout_s: float
     latency_budget_ms: float
+    loss_warn_fraction: float = 0.01  # WARN above this share of frames lost recently
 
 
 def camera_status(
@@ -49,11 +50,23 @@ def _health(snapshot: StreamSnapshot, limits: HealthLimits) -> tuple[bytes, str]
     if snapshot.error is not None:
         errors.append(snapshot.error)
     if snapshot.seconds_since_input > limits.no_input_timeout_s:
-        errors.append(
-            f'no input for {snapshot.seconds_since_input:.1f} s on {snapshot.source}'
-        )
+        # Losses reported means frames are coming: it is the transport that fails them.
+        if snapshot.seconds_since_loss <= limits.no_input_timeout_s:
+            errors.append(
+                f'every frame lost in transport for {snapshot.seconds_since_input:.1f} s on '
+                f'{snapshot.source}'
+            )
+        else:
+            errors.append(
+                f'no input for {snapshot.seconds_since_input:.1f} s on {snapshot.source}'
+            )
     if snapshot.warning is not None:
         warnings.append(snapshot.warning)
+    if snapshot.recent_lost > limits.loss_warn_fraction * snapshot.recent_frames:
+        warnings.append(
+            f'{snapshot.recent_lost} of {snapshot.recent_frames} frames lost before reaching '
+            f'the node in the last {LOSS_WINDOW_S:.0f} s'
+        )
     total_p95 = snapshot.latency['total'].p95
     if total_p95 > limits.latency_budget_ms:  # False for NaN: no frame yet
         warnings.append(
@@ -82,6 +95,8 @@ def _values(snapshot: StreamSnapshot, now_ns: int, device: str) -> list[tuple[st
         ('frames_published', str(snapshot.published)),
         ('total_dropped_frames', str(snapshot.dropped)),
         ('bad_frames', str(snapshot.bad_frames)),
+        ('frames_lost_in_transport', str(snapshot.lost_in_transport)),
+        ('frames_missing_in_sequence', str(snapshot.missed_in_sequence)),
         ('outputs_published', ','.join(snapshot.outputs)),
     ]
     for stage in STAGES:

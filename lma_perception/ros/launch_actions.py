@@ -4,6 +4,9 @@
   rviz2 is not installed, so a missing RViz never leaves a node running on its own.
 - `after_subscribed`: starts actions (a bag player) only once the node's subscriptions are on
   the ROS graph, so that a bag's first messages are not published before anyone listens.
+- `transport_profile`: the `transport_profile` argument, by default the Fast DDS profile of
+  `config/fastdds_loopback.xml` (or the one the environment already selects), set for every
+  process the launch starts after it; `transport_profile:=''` keeps Fast DDS's defaults.
 """
 
 from __future__ import annotations
@@ -14,14 +17,27 @@ from typing import Any
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 from launch import Action, LaunchContext
-from launch.actions import OpaqueCoroutine, OpaqueFunction, RegisterEventHandler
+from launch.actions import (
+    DeclareLaunchArgument,
+    OpaqueCoroutine,
+    OpaqueFunction,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
+)
 from launch.conditions import IfCondition
 from launch.event import Event
 from launch.event_handler import EventHandler
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import (
+    EnvironmentVariable,
+    LaunchConfiguration,
+    NotEqualsSubstitution,
+    PathJoinSubstitution,
+)
 from launch_ros.actions import Node
 from launch_ros.ros_adapters import get_ros_node
 from launch_ros.substitutions import FindPackageShare
+
+from lma_perception.ros.transport_profile import PROFILE_NAME, profile_variable
 
 GRAPH_POLL_S = 0.1
 
@@ -48,6 +64,22 @@ def _rviz(context: LaunchContext, use_sim_time: Any) -> list[Node]:
     config = PathJoinSubstitution([FindPackageShare('lma_perception'), 'config', 'lma.rviz'])
     return [Node(package='rviz2', executable='rviz2', arguments=['-d', config],
                  parameters=[{'use_sim_time': use_sim_time}])]
+
+
+def transport_profile() -> list[Action]:
+    """Select the Fast DDS profile for the processes listed after these actions."""
+    variable = profile_variable()
+    shipped = PathJoinSubstitution([FindPackageShare('lma_perception'), 'config', PROFILE_NAME])
+    return [
+        DeclareLaunchArgument(
+            'transport_profile', default_value=EnvironmentVariable(variable,
+                                                                   default_value=shipped),
+            description=f'Fast DDS XML profile ({variable}); empty for Fast DDS defaults',
+        ),
+        SetEnvironmentVariable(variable, LaunchConfiguration('transport_profile'),
+                               condition=IfCondition(NotEqualsSubstitution(
+                                   LaunchConfiguration('transport_profile'), ''))),
+    ]
 
 
 class _Subscribed(Event):

@@ -9,6 +9,7 @@ from the calling thread, so every message crosses real DDS topics. The outcome i
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from lma_perception.runtime.latency import summarize_latency
 from lma_perception.runtime.stream import StreamSnapshot
 
 QUIET_S = 2.0  # after playback, no new labels for this long while the node idles: done
+INTERRUPTED_DRAIN_S = 5.0  # after a stop request, for the labels of frames already sent
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,19 @@ def run_live_eval(
     *,
     engine: SegmentationEngine | None = None,
     domain_id: int | None = None,
+    stop: threading.Event | None = None,
 ) -> LiveEvalReport:
     """Play `bag` through a segmentation node and score its labels against the ground truth.
 
-    `engine` replaces the model the node parameters describe (tests, benchmarks).
+    `engine` replaces the model the node parameters describe (tests, benchmarks). When `stop`
+    is set, playback ends early and the report covers what was played (`interrupted`).
 
     Raises:
         ReplayError: the bag cannot be played or holds no camera with ground truth.
         SetupError: the node cannot start (parameters, weights).
     """
     options = options or LiveEvalOptions()
+    stop = stop or threading.Event()
     bag = Path(bag)
     args = ['live_eval']
     for params_file in options.params_files:
@@ -103,16 +108,22 @@ def run_live_eval(
         listener = cleanup.enter_context(LabelListener(cameras, context=context))
         cleanup.enter_context(BackgroundSpinner(context, node, listener))
 
-        if not _wait_for(lambda: _connected(player, cameras, (node, listener)),
-                         options.startup_timeout_s):
+        connected = _wait_for(
+            lambda: stop.is_set() or _connected(player, cameras, (node, listener)),
+            options.startup_timeout_s,
+        )
+        if not connected:
             raise ReplayError(f'the topics did not connect within {options.startup_timeout_s} s')
         started = time.monotonic()
-        stats = player.play()
+        stats = player.play(stop)
         images = sum(stats.messages[f'/{camera}{IMAGE_SUFFIX}'] for camera in cameras)
-        _drain(node, listener, images, options.drain_timeout_s)
+        _drain(node, listener, images, min(options.drain_timeout_s, INTERRUPTED_DRAIN_S)
+               if stop.is_set() else options.drain_timeout_s)
         wall_s = time.monotonic() - started
         snapshots = {s.name: s for s in node.camera_snapshots()}
-        return _report(bag, cameras, stats.messages, listener, snapshots, wall_s, node.device)
+        report = _report(bag, cameras, stats.messages, listener, snapshots, wall_s, node.device)
+        report.interrupted = stop.is_set()
+        return report
 
 
 def _connected(player: BagPlayer, cameras: list[str], readers: tuple[Node, ...]) -> bool:

@@ -9,9 +9,9 @@ QoS is not a parameter here: every topic takes the standard `qos_overrides.<topi
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,32 +63,38 @@ class NodeConfig:
     reset_gap_s: float
     no_input_timeout_s: float
     latency_budget_ms: float
+    loss_warn_fraction: float
     latency_window: int
     diagnostics_period_s: float
 
 
 @dataclass(frozen=True)
 class _Range:
-    """Closed bounds of a number; they go into the parameter's descriptor and its check."""
+    """Closed, finite bounds of a number; they go into the parameter's descriptor and its check.
+
+    Every number has an upper bound: an infinite timeout or a window of a million frames is a
+    typo, and it should stop the node at start-up rather than much later.
+    """
 
     low: float
-    high: float = math.inf
+    high: float
 
     def check(self, value: float) -> str | None:
         return None if self.low <= value <= self.high else f'must be in [{self.low}, {self.high}]'
 
     def descriptor_fields(self, integer: bool) -> dict[str, list]:
         if integer:
-            high = _MAX_INT if math.isinf(self.high) else int(self.high)
-            return {'integer_range': [IntegerRange(from_value=int(self.low), to_value=high,
-                                                   step=1)]}
-        high = sys.float_info.max if math.isinf(self.high) else float(self.high)
+            return {'integer_range': [IntegerRange(from_value=int(self.low),
+                                                   to_value=int(self.high), step=1)]}
         return {'floating_point_range': [FloatingPointRange(from_value=float(self.low),
-                                                            to_value=high, step=0.0)]}
+                                                            to_value=float(self.high), step=0.0)]}
 
 
-_MAX_INT = 2**63 - 1
-_POSITIVE = _Range(math.ulp(0.0))
+_SECONDS = _Range(math.ulp(0.0), 3600.0)  # gaps, timeouts and periods: at most an hour
+MAX_CAMERAS = 64
+MAX_BATCH_SIZE = 64
+MAX_LATENCY_WINDOW = 100_000
+MAX_LATENCY_BUDGET_MS = 3_600_000.0  # an hour, as the other durations
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,8 @@ def _input_size(value: list[int]) -> str | None:
 def _cameras(value: list[str]) -> str | None:
     if not value:
         return 'list at least one camera'
+    if len(value) > MAX_CAMERAS:
+        return f'at most {MAX_CAMERAS} cameras, got {len(value)}'
     for name in value:
         if not re.fullmatch(r'[A-Za-z][A-Za-z0-9_]*', name):
             return f'camera name {name!r} must be a ROS name token ([A-Za-z][A-Za-z0-9_]*)'
@@ -185,28 +193,36 @@ PARAMETERS: dict[str, _Spec] = {
     ),
     'overlay_alpha': _Spec(0.5, 'Weight of the colour mask in the overlay.', bounds=_Range(0, 1)),
     'max_batch_size': _Spec(
-        8, 'Most cameras segmented together in one forward pass.', bounds=_Range(1)
+        8, 'Most cameras segmented together in one forward pass.',
+        bounds=_Range(1, MAX_BATCH_SIZE),
     ),
     'reset_gap_s': _Spec(
         SEQUENCE_BOUNDARY_S,
         'A camera\'s memory is cleared when the stamps of two frames it receives jump forward '
         'by more than this (the boundary bags are split at).',
-        bounds=_POSITIVE,
+        bounds=_SECONDS,
     ),
     'no_input_timeout_s': _Spec(
         2.0, 'Diagnostics report ERROR for a camera silent for longer than this.',
-        bounds=_POSITIVE,
+        bounds=_SECONDS,
     ),
     'latency_budget_ms': _Spec(
         100.0,
         'Diagnostics report WARN when the p95 of receive-to-publish latency exceeds this.',
-        bounds=_POSITIVE,
+        bounds=_Range(math.ulp(0.0), MAX_LATENCY_BUDGET_MS),
+    ),
+    'loss_warn_fraction': _Spec(
+        0.01,
+        'Diagnostics report WARN when more than this share of a camera\'s frames was lost in '
+        'transport over the last 10 s.',
+        bounds=_Range(0, 1),
     ),
     'latency_window': _Spec(
-        100, 'Frames over which latency percentiles are computed.', bounds=_Range(1)
+        100, 'Frames over which latency percentiles are computed.',
+        bounds=_Range(1, MAX_LATENCY_WINDOW),
     ),
     'diagnostics_period_s': _Spec(
-        1.0, 'Seconds between /diagnostics messages.', bounds=_POSITIVE
+        1.0, 'Seconds between /diagnostics messages.', bounds=_SECONDS
     ),
 }
 
@@ -254,9 +270,31 @@ def read_config(node: Node) -> NodeConfig:
         reset_gap_s=values['reset_gap_s'],
         no_input_timeout_s=values['no_input_timeout_s'],
         latency_budget_ms=values['latency_budget_ms'],
+        loss_warn_fraction=values['loss_warn_fraction'],
         latency_window=values['latency_window'],
         diagnostics_period_s=values['diagnostics_period_s'],
     )
+
+
+def reject_unknown(node: Node) -> None:
+    """Refuse a parameter given to `node` (file, `-p`, overrides) that it never declared.
+
+    Call it once every parameter is declared, the `qos_overrides.*` of its topics included.
+    rclpy keeps the values it was given in `Node._parameter_overrides` (there is no public
+    accessor) and ignores those that nothing declares, so a misspelt name would pass unnoticed.
+
+    Raises:
+        ParameterError: naming the first unknown parameter and the closest declared name.
+    """
+    unknown = sorted(name for name in node._parameter_overrides if not node.has_parameter(name))
+    if not unknown:
+        return
+    declared = node.list_parameters([], 0).names
+    name = unknown[0]
+    close = difflib.get_close_matches(name, declared, n=1)
+    hint = f'; did you mean {close[0]!r}?' if close else ''
+    others = f' (unknown too: {", ".join(unknown[1:])})' if len(unknown) > 1 else ''
+    raise ParameterError(f'unknown parameter {name!r}{hint}{others}')
 
 
 def _topic(value: str) -> str | None:

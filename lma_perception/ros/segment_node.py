@@ -17,6 +17,7 @@ windows, and inference under `torch.inference_mode` inside the engine.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -25,9 +26,12 @@ from dataclasses import dataclass
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
-from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.event_handler import (
+    QoSMessageLostInfo,
+    QoSRequestedIncompatibleQoSInfo,
+    SubscriptionEventCallbacks,
+)
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.qos import (
@@ -38,6 +42,8 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.signals import SignalHandlerOptions
+from rclpy.subscription import MessageInfo, RCLError
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -47,7 +53,8 @@ from lma_perception.continuity import FrameKey, stamp_to_ns
 from lma_perception.ros.diagnostics import HealthLimits, camera_status
 from lma_perception.ros.messages import image_msg_to_rgb
 from lma_perception.ros.outputs import CameraOutputs
-from lma_perception.ros.params import NodeConfig, ParameterError, read_config
+from lma_perception.ros.params import NodeConfig, ParameterError, read_config, reject_unknown
+from lma_perception.ros.signals import StopOnSignal
 from lma_perception.runtime.engine import SegmentationEngine
 from lma_perception.runtime.latest_frames import LatestFrames
 from lma_perception.runtime.stream import (
@@ -72,6 +79,7 @@ OUTPUT_QOS = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 LOG_PERIOD_S = 10.0  # the least time between two per-frame log lines of a kind
+SPIN_POLL_S = 0.1  # how long a stop request may wait for the executor
 
 
 class SetupError(RuntimeError):
@@ -107,6 +115,34 @@ class SegmentNode(Node):
             raise SetupError(str(error)) from None
         self._engine = engine if engine is not None else _load_engine(self._config)
         self._device = str(self._engine.device)
+        try:
+            self._create_entities()
+        except RCLError as error:  # a topic that exists with another message type
+            raise SetupError(
+                f'cannot create the node\'s topics: {str(error).split(", at ")[0]} (does an '
+                'image_topic name one of the node\'s own topics, /diagnostics or an output?)'
+            ) from None
+        try:
+            reject_unknown(self)  # now that every topic's qos_overrides are declared too
+        except ParameterError as error:
+            raise SetupError(str(error)) from None
+        # A daemon, so a node that is never destroyed cannot keep the process from exiting;
+        # destroy_node() is what stops it properly.
+        self._worker = threading.Thread(
+            target=self._run_worker, name='segment_worker', daemon=True
+        )
+        self._worker.start()
+        memory = self._streams[0].memory if self._streams else None
+        memory = 'off' if memory is None else f'T={memory.length}'
+        self.get_logger().info(
+            f'segmenting {len(self._streams)} camera(s) '
+            f'({", ".join(f"{s.name} <- {s.source}" for s in self._streams)}) on '
+            f'{self._device} ({self._engine.backend_name}), network input '
+            f'{self._engine.input_size[1]}x{self._engine.input_size[0]}, memory {memory}'
+        )
+
+    def _create_entities(self) -> None:
+        """Create the streams, subscriptions, outputs, service and diagnostics."""
         self._frames = LatestFrames(len(self._config.cameras))
         # Held by the worker for a whole batch and by the reset service: memories change in one
         # thread at a time, and a reset answered is a reset done.
@@ -119,12 +155,13 @@ class SegmentNode(Node):
             subscription = self.create_subscription(
                 Image,
                 camera.image_topic,
-                lambda msg, index=index: self._on_image(index, msg),
+                lambda msg, info, index=index: self._on_image(index, msg, info),
                 INPUT_QOS,
                 event_callbacks=SubscriptionEventCallbacks(
                     incompatible_qos=lambda info, index=index: self._on_incompatible_qos(
                         index, info
-                    )
+                    ),
+                    message_lost=lambda info, index=index: self._on_message_lost(index, info),
                 ),
                 qos_overriding_options=QoSOverridingOptions.with_default_policies(),
             )
@@ -152,21 +189,6 @@ class SegmentNode(Node):
             self._publish_diagnostics,
             clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
-        # A daemon, so a node that is never destroyed cannot keep the process from exiting;
-        # destroy_node() is what stops it properly.
-        self._worker = threading.Thread(
-            target=self._run_worker, name='segment_worker', daemon=True
-        )
-        self._worker.start()
-        memory = self._streams[0].memory if self._streams else None
-        memory = 'off' if memory is None else f'T={memory.length}'
-        self.get_logger().info(
-            f'segmenting {len(self._streams)} camera(s) '
-            f'({", ".join(f"{s.name} <- {s.source}" for s in self._streams)}) on '
-            f'{self._device} ({self._engine.backend_name}), network input '
-            f'{self._engine.input_size[1]}x'
-            f'{self._engine.input_size[0]}, memory {memory}'
-        )
 
     def destroy_node(self) -> None:
         """Stop the worker after its current batch, then release the ROS entities."""
@@ -191,10 +213,13 @@ class SegmentNode(Node):
         now_s = time.monotonic()
         return [stream.snapshot(now_s) for stream in self._streams]
 
-    def _on_image(self, index: int, msg: Image) -> None:
+    def _on_image(self, index: int, msg: Image, info: MessageInfo) -> None:
         """Decode the frame and hand it to its stream; the worker takes the newest one."""
         arrived_s = time.monotonic()
         stream = self._streams[index]
+        sequence, publisher = info['publication_sequence_number'], info['publisher_gid']
+        if sequence is not None and publisher is not None:  # where the RMW reports them
+            stream.track_sequence(arrived_s, bytes(publisher['data']), sequence)
         try:
             image = image_msg_to_rgb(msg)
         except ImageFormatError as error:
@@ -217,6 +242,15 @@ class SegmentNode(Node):
         if self._frames.put(index, _Pending(msg.header, frame)):
             stream.count_dropped()
 
+    def _on_message_lost(self, index: int, info: QoSMessageLostInfo) -> None:
+        stream = self._streams[index]
+        stream.count_lost(time.monotonic(), info.total_count_change)
+        self._loggers[index].warning(
+            f'camera {stream.name}: {info.total_count} frame(s) lost in transport on '
+            f'{stream.source} so far',
+            throttle_duration_sec=LOG_PERIOD_S,
+        )
+
     def _on_incompatible_qos(self, index: int, info: QoSRequestedIncompatibleQoSInfo) -> None:
         stream = self._streams[index]
         policy = QoSPolicyKind(info.last_policy_kind).name.lower()
@@ -232,7 +266,7 @@ class SegmentNode(Node):
                 stream.reset_memory('service')
         response.success = True
         response.message = f'cleared the memory of {len(self._streams)} camera(s)'
-        self.get_logger().info(response.message)
+        self.get_logger().info(response.message, throttle_duration_sec=LOG_PERIOD_S)
         return response
 
     def _run_worker(self) -> None:
@@ -274,7 +308,10 @@ class SegmentNode(Node):
     def _publish_diagnostics(self) -> None:
         now = self.get_clock().now()
         now_s = time.monotonic()
-        limits = HealthLimits(self._config.no_input_timeout_s, self._config.latency_budget_ms)
+        limits = HealthLimits(
+            self._config.no_input_timeout_s, self._config.latency_budget_ms,
+            self._config.loss_warn_fraction,
+        )
         array = DiagnosticArray()
         array.header.stamp = now.to_msg()
         array.status = [
@@ -292,28 +329,28 @@ def _load_engine(config: NodeConfig) -> SegmentationEngine:
         raise SetupError(f'cannot load the model from {source}: {error}') from None
 
 
-def main(args: list[str] | None = None) -> int:
-    """Run the node until SIGINT or SIGTERM; exit status 1 when it cannot start."""
-    try:
-        with rclpy.init(args=args):
-            # Made before the node: a signal during start-up then ends spin() quietly.
-            executor = SingleThreadedExecutor()
+def main(args: list[str] | None = None, stop: StopOnSignal | None = None) -> int:
+    """Run the node until SIGINT or SIGTERM; exit status 1 when it cannot start.
+
+    `stop`: signal handling already installed by the caller (before its imports).
+    On a signal the worker finishes its batch and is joined, the node is destroyed, and only
+    then the context shuts down, so nothing publishes into a context that is gone.
+    """
+    with contextlib.ExitStack() as stack:
+        if stop is None:
+            stop = stack.enter_context(StopOnSignal())
+        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
                 node = SegmentNode()
             except SetupError as error:
                 rclpy.logging.get_logger('segment_node').fatal(str(error))
                 return 1
             with node:
+                executor = SingleThreadedExecutor()
                 executor.add_node(node)
-                try:
-                    executor.spin()
-                except _rclpy.RCLError:
-                    # A signal can shut the context down while spin() builds its wait set;
-                    # rclpy then raises RCLError instead of ExternalShutdownException.
-                    if rclpy.ok():
-                        raise
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+                while not stop.stop.is_set():
+                    executor.spin_once(timeout_sec=SPIN_POLL_S)
+                executor.shutdown()
     return 0
 
 

@@ -9,12 +9,14 @@ advances; a frame's memory is cleared before it is segmented when its epoch is n
 memory's, so a reset applies to exactly the frames after the break.
 
 Plain Python with no ROS graph. Threads: the receiving side (`receive`, `record_bad_input`,
-`count_dropped`) runs in the node's subscription callbacks, the segmenting side in its worker,
-`snapshot` in its diagnostics timer; shared figures are guarded by one lock.
+`count_dropped`, `track_sequence`, `count_lost`) runs in the node's subscription callbacks, the
+segmenting side in its worker, `snapshot` in its diagnostics timer; shared figures are guarded by
+one lock.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -32,6 +34,7 @@ from lma_perception.continuity import (
 )
 from lma_perception.memory import MemoryBank
 from lma_perception.runtime.engine import SegmentationEngine, SegmentationResult
+from lma_perception.runtime.frame_loss import RecentLoss, SequenceGaps
 from lma_perception.runtime.latency import LatencyStats, LatencySummary, RateMeter
 
 # The stages every frame is timed in, live and offline:
@@ -40,6 +43,7 @@ from lma_perception.runtime.latency import LatencyStats, LatencySummary, RateMet
 # - postprocess: argmax, resize to the output size, and publishing the outputs (live);
 # - total: from the frame's arrival to its outputs being out.
 STAGES = ('preprocess', 'model', 'postprocess', 'total')
+LOSS_WINDOW_S = 10.0  # the span over which the recent share of lost frames is taken
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,11 @@ class StreamSnapshot:
     published: int
     dropped: int
     bad_frames: int
+    lost_in_transport: int  # frames DDS reported lost before they reached the node
+    missed_in_sequence: int  # frames missing from their publisher's sequence numbers
+    recent_lost: int  # frames lost within the last LOSS_WINDOW_S (the larger of the two)
+    recent_frames: int  # frames received or lost within the last LOSS_WINDOW_S
+    seconds_since_loss: float  # since the last loss was reported (inf: never)
     latency: dict[str, LatencySummary]
     memory_fill: int
     memory_length: int
@@ -86,7 +95,10 @@ class _Counts:
     published: int = 0
     dropped: int = 0
     bad_frames: int = 0
+    lost_in_transport: int = 0
+    missed_in_sequence: int = 0
     last_input_s: float | None = None
+    last_loss_s: float | None = None
     last_stamp_ns: int | None = None
     last_encoding: str = ''
     last_size: tuple[int, int] | None = None  # (width, height)
@@ -122,6 +134,8 @@ class CameraStream:
         self._lock = threading.Lock()
         self._counts = _Counts()
         self._input_rate = RateMeter()
+        self._sequence_gaps = SequenceGaps()
+        self._recent_loss = RecentLoss(LOSS_WINDOW_S)
         self._output_rate = RateMeter()
         self._latency = {stage: LatencyStats(latency_window) for stage in STAGES}
 
@@ -162,6 +176,23 @@ class CameraStream:
         with self._lock:
             self._counts.dropped += 1
 
+    def track_sequence(self, now_s: float, publisher: bytes, sequence: int) -> int:
+        """Check a frame's publication sequence number; return the frames missing before it."""
+        with self._lock:
+            missed = self._sequence_gaps.missed(publisher, sequence)
+            if missed:
+                self._counts.missed_in_sequence += missed
+                self._counts.last_loss_s = now_s
+                self._recent_loss.add(now_s, missed=missed)
+            return missed
+
+    def count_lost(self, now_s: float, lost: int) -> None:
+        """Count frames the transport reported lost (the reader's `message_lost` event)."""
+        with self._lock:
+            self._counts.lost_in_transport += lost
+            self._counts.last_loss_s = now_s
+            self._recent_loss.add(now_s, lost=lost)
+
     def record_warning(self, problem: str) -> None:
         """Remember a lasting problem of the source (an incompatible publisher)."""
         with self._lock:
@@ -172,6 +203,7 @@ class CameraStream:
         self._counts.last_input_s = now_s
         self._counts.last_encoding = encoding
         self._input_rate.tick(now_s)
+        self._recent_loss.add(now_s, received=1)
 
     # Segmenting side --------------------------------------------------------------------------
 
@@ -222,6 +254,7 @@ class CameraStream:
             last_input_s = counts.last_input_s
             silent_since = self._started_s if last_input_s is None else last_input_s
             memory = self.memory
+            recent_lost, recent_frames = self._recent_loss.counts(now_s)
             return StreamSnapshot(
                 name=self.name,
                 source=self.source,
@@ -235,6 +268,12 @@ class CameraStream:
                 published=counts.published,
                 dropped=counts.dropped,
                 bad_frames=counts.bad_frames,
+                lost_in_transport=counts.lost_in_transport,
+                missed_in_sequence=counts.missed_in_sequence,
+                recent_lost=recent_lost,
+                recent_frames=recent_frames,
+                seconds_since_loss=math.inf if counts.last_loss_s is None
+                else now_s - counts.last_loss_s,
                 latency={stage: stats.summary() for stage, stats in self._latency.items()},
                 memory_fill=memory.fill if memory is not None else 0,
                 memory_length=memory.length if memory is not None else 0,

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from lma_perception.memory import MAX_MEMORY_LENGTH
 from lma_perception.models.erfnet import input_size_problem
 
 STAGES = ('single', 'lma')
@@ -65,8 +66,9 @@ class TrainConfig:
             problems.append(f'input_size: {size_problem}')
         if self.degraded_weight <= 0:
             problems.append(f'degraded_weight must be > 0, got {self.degraded_weight}')
-        if self.memory_length < 1:
-            problems.append(f'memory_length must be >= 1, got {self.memory_length}')
+        if not 1 <= self.memory_length <= MAX_MEMORY_LENGTH:
+            problems.append(f'memory_length must be in [1, {MAX_MEMORY_LENGTH}], got '
+                            f'{self.memory_length}')
         if self.class_weights not in ('computed', 'none'):
             problems.append(f"class_weights must be 'computed' or 'none', got "
                             f'{self.class_weights!r}')
