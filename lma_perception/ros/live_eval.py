@@ -127,9 +127,12 @@ def _connected(player: BagPlayer, cameras: list[str], readers: tuple[Node, ...])
         publisher.get_subscription_count() >= readers_per_topic[publisher.topic_name]
         for publisher in player.publishers if publisher.topic_name in readers_per_topic
     )
+    # Only the played and the scored topics: a camera_info nobody publishes never matches.
+    scored = set(readers_per_topic) | {f'/{camera}/labels' for camera in cameras} | {'/clock'}
     readers_matched = all(
         subscription.get_publisher_count() > 0
         for reader in readers for subscription in reader.subscriptions
+        if subscription.topic_name in scored
     )
     return writers_matched and readers_matched
 
