@@ -59,7 +59,8 @@ def declare_class_parameters(node: Node) -> None:
     """
     for name, value in class_table().items():
         descriptor = ParameterDescriptor(description=_DESCRIPTIONS[name], read_only=True)
-        declared = node.declare_parameter(name, value, descriptor).value
+        declared = (node.get_parameter(name) if node.has_parameter(name)
+                    else node.declare_parameter(name, value, descriptor)).value
         if list(declared) != value:
             raise ParameterError(f'parameter {name!r} is read-only: it describes the classes '
                                  f'of the labels ({value}); got {list(declared)}')

@@ -294,7 +294,9 @@ def _declare(node: Node, name: str, spec: _Spec) -> Any:
         **extra,
     )
     try:
-        value = node.declare_parameter(name, spec.default, descriptor).value
+        # Declared already when a lifecycle node is configured again after a cleanup.
+        value = (node.get_parameter(name) if node.has_parameter(name)
+                 else node.declare_parameter(name, spec.default, descriptor)).value
     except ParameterException as error:
         raise ParameterError(f'parameter {name!r}: {error}') from None
     if number:

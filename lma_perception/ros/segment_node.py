@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -385,12 +386,17 @@ def _load_engine(config: NodeConfig) -> SegmentationEngine:
 
 def main(args: list[str] | None = None) -> int:
     """Run the node until SIGINT or SIGTERM; exit status 1 when it cannot start."""
+    return run_node(SegmentNode, args)
+
+
+def run_node(make_node: Callable[[], Node], args: list[str] | None) -> int:
+    """Make the node, spin it until SIGINT or SIGTERM; 1 when it raises SetupError."""
     try:
         with rclpy.init(args=args):
             # Made before the node: a signal during start-up then ends spin() quietly.
             executor = SingleThreadedExecutor()
             try:
-                node = SegmentNode()
+                node = make_node()
             except SetupError as error:
                 rclpy.logging.get_logger('segment_node').fatal(str(error))
                 return 1
