@@ -85,8 +85,8 @@ class Manager(Node):
         deadline = time.monotonic() + TIMEOUT_S
         while time.monotonic() < deadline:
             stamp = self.send_image()
-            if wait_until(lambda: any(stamp_to_ns(m.header.stamp) == stamp
-                                      for m in self.labels), 1.0):
+            if wait_until(lambda stamp=stamp: any(stamp_to_ns(m.header.stamp) == stamp
+                                                  for m in self.labels), 1.0):
                 return True
         return False
 

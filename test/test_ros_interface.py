@@ -16,7 +16,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from lma_perception.codecs import compressed_to_rgb, rgb_to_compressed
+from lma_perception.codecs import compressed_to_rgb
 from lma_perception.continuity import stamp_to_ns
 from lma_perception.labels import TRAIN_LABELS
 from lma_perception.ros.compressed import rgb_to_compressed_msg
