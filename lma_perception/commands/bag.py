@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         'bag',
         help='convert a Cityscapes-style tree into a rosbag2, or summarise a bag',
         description='`bag write` records a tree (real Cityscapes or `synth` output) as a rosbag2 '
-        'with /<camera>/image_raw (rgb8), /<camera>/semantic/ground_truth (mono8 train ids) and, '
+        'with /<camera>/image_raw (rgb8; with --compressed, /<camera>/image_raw/compressed), '
+        '/<camera>/semantic/ground_truth (mono8 train ids) and, '
         'for trees that record degradations, /<camera>/synthetic/degradation (std_msgs/String); '
         '`bag info` lists the cameras, frames, ground truth, degraded frames and sequences of a '
         'bag.',
@@ -36,6 +37,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="frame rate (default: a synthetic tree's own, else 17)")
     write.add_argument('--gap', type=float, default=1.0,
                        help='seconds between sequences (default: 1)')
+    write.add_argument('--compressed', nargs='?', const='jpeg', choices=('jpeg', 'png'),
+                       metavar='{jpeg,png}',
+                       help='record images as sensor_msgs/CompressedImage on '
+                       '/<camera>/image_raw/compressed, as image_transport publishes them '
+                       '(default codec when given without one: jpeg, quality 95)')
     write.add_argument('--annotated-only', action='store_true',
                        help='ground truth for annotated frames only, even if dense labels exist')
     info = actions.add_parser('info', help='summarise a bag')
@@ -69,7 +75,8 @@ def _write(args: argparse.Namespace) -> int:
     fps = args.fps or (synthetic.fps if synthetic else FPS)
     frames = tree_frames(tree, fps=fps, gap_s=args.gap, dense=not args.annotated_only)
     with tqdm(total=total, unit='frame', disable=None) as bar:
-        summary = write_bag(args.out, _counted(frames, bar), storage=args.storage)
+        summary = write_bag(args.out, _counted(frames, bar), storage=args.storage,
+                            compression=args.compressed)
     degraded = '' if summary.degraded is None else f', {summary.degraded} degraded'
     print(f'wrote {summary.frames} frames ({summary.ground_truth} with ground truth{degraded}) of '
           f'{", ".join(summary.cameras)} to {summary.path} '

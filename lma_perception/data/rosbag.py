@@ -3,7 +3,10 @@
 Layout of the bags written here (one rosbag2 folder with ``metadata.yaml``, mcap or sqlite3, as
 ``ros2 bag record`` makes them; message definitions and hashes are ROS 2 Jazzy's):
 
-- ``/<camera>/image_raw``: ``sensor_msgs/msg/Image``, ``rgb8``;
+- ``/<camera>/image_raw``: ``sensor_msgs/msg/Image``, ``rgb8``; or, written with a
+  ``compression``, ``/<camera>/image_raw/compressed``: ``sensor_msgs/msg/CompressedImage``,
+  JPEG or PNG with image_transport's format string (``rgb8; jpeg compressed bgr8``), as
+  ``ros2 bag record`` stores a camera's compressed stream;
 - ``/<camera>/semantic/ground_truth``: ``sensor_msgs/msg/Image``, ``mono8`` Cityscapes train ids
   (255 = ignore), for every frame when the source has dense labels, else annotated frames only;
 - ``/<camera>/synthetic/degradation``: ``std_msgs/msg/String``, for every frame when the source
@@ -35,7 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lma_perception.codecs import ImageFormatError, image_to_rgb, mono8_to_array
+from lma_perception.codecs import (
+    ImageFormatError,
+    compressed_format,
+    compressed_to_rgb,
+    image_to_rgb,
+    mono8_to_array,
+    rgb_to_compressed,
+)
 from lma_perception.continuity import (
     SEQUENCE_BOUNDARY_S,
     FrameKey,
@@ -46,6 +56,7 @@ from lma_perception.continuity import (
 from lma_perception.data.cityscapes import CityscapesTree
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
 DEGRADATION_TYPE = 'std_msgs/msg/String'
 # Well past the boundary, so that no reader can take two written sequences for one.
 SEQUENCE_GAP_S = 2 * SEQUENCE_BOUNDARY_S
@@ -53,6 +64,7 @@ FPS = 17.0
 START_NS = 1_600_000_000 * 10 ** 9  # first stamp of a written bag: 2020-09-13 12:26:40 UTC
 STORAGES = ('mcap', 'sqlite3')
 _IMAGE_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/image_raw$')
+_COMPRESSED_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/image_raw/compressed$')
 _TRUTH_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/semantic/ground_truth$')
 _DEGRADATION_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/synthetic/degradation$')
 
@@ -96,6 +108,11 @@ def image_topic(camera: str) -> str:
     return f'/{camera}/image_raw'
 
 
+def compressed_image_topic(camera: str) -> str:
+    """Return the compressed image topic of a camera (image_transport's name)."""
+    return f'{image_topic(camera)}/compressed'
+
+
 def ground_truth_topic(camera: str) -> str:
     """Return the ground-truth topic of a camera."""
     return f'/{camera}/semantic/ground_truth'
@@ -121,8 +138,12 @@ def _typestore():
 # Writing ----------------------------------------------------------------------------------------
 
 def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
-              storage: str = 'mcap') -> BagSummary:
-    """Write frames (in time order) to a new rosbag2 folder ``path``."""
+              storage: str = 'mcap', compression: str | None = None) -> BagSummary:
+    """Write frames (in time order) to a new rosbag2 folder ``path``.
+
+    With ``compression`` (``jpeg`` or ``png``) images go to ``/<camera>/image_raw/compressed``
+    as ``CompressedImage``; ground truth stays lossless ``mono8``.
+    """
     from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
     path = Path(path)
@@ -130,6 +151,11 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
         raise BagError(f'storage must be one of {", ".join(STORAGES)}, got {storage!r}')
     if path.exists():
         raise BagError(f'{path} already exists; rosbag2 writes a new folder')
+    if compression is not None:
+        try:
+            compressed_format(compression)
+        except ValueError as error:
+            raise BagError(str(error)) from None
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
     store = _typestore()
     connections: dict[str, object] = {}
@@ -150,8 +176,13 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
                                    f'{frame.stamp_ns} ns follows {last} ns')
                 if frame.camera not in cameras:
                     cameras.append(frame.camera)
-                writer.write(connection(image_topic(frame.camera)), frame.stamp_ns,
-                             _serialize(frame, frame.image, 'rgb8'))
+                if compression is None:
+                    writer.write(connection(image_topic(frame.camera)), frame.stamp_ns,
+                                 _serialize(frame, frame.image, 'rgb8'))
+                else:
+                    writer.write(connection(compressed_image_topic(frame.camera),
+                                            COMPRESSED_TYPE),
+                                 frame.stamp_ns, _serialize_compressed(frame, compression))
                 if frame.ground_truth is not None:
                     if frame.ground_truth.shape != frame.image.shape[:2]:
                         raise BagError(f'{path}: ground truth {frame.ground_truth.shape} does '
@@ -175,6 +206,25 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
     return BagSummary(path, tuple(cameras), count, truth, degraded, first, last)
 
 
+def _header(frame: BagFrame):
+    types = _typestore().types
+    seconds, nanoseconds = divmod(frame.stamp_ns, 10 ** 9)
+    return types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=seconds, nanosec=nanoseconds),
+        frame_id=frame.frame_id)
+
+
+def _serialize_compressed(frame: BagFrame, compression: str) -> bytes:
+    store = _typestore()
+    pixels = np.ascontiguousarray(frame.image, np.uint8)
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise BagError(f'images must be H×W×3 uint8 RGB, got shape {pixels.shape}')
+    payload = np.frombuffer(rgb_to_compressed(pixels, compression), np.uint8)
+    message = store.types[COMPRESSED_TYPE](header=_header(frame),
+                                           format=compressed_format(compression), data=payload)
+    return store.serialize_cdr(message, COMPRESSED_TYPE)
+
+
 def _serialize(frame: BagFrame, pixels: np.ndarray, encoding: str) -> bytes:
     store = _typestore()
     types = store.types
@@ -184,10 +234,7 @@ def _serialize(frame: BagFrame, pixels: np.ndarray, encoding: str) -> bytes:
     if encoding == 'mono8' and pixels.ndim != 2:
         raise BagError(f'ground truth must be H×W uint8, got shape {pixels.shape}')
     height, width = pixels.shape[:2]
-    seconds, nanoseconds = divmod(frame.stamp_ns, 10 ** 9)
-    header = types['std_msgs/msg/Header'](
-        stamp=types['builtin_interfaces/msg/Time'](sec=seconds, nanosec=nanoseconds),
-        frame_id=frame.frame_id)
+    header = _header(frame)
     message = types[IMAGE_TYPE](header=header, height=height, width=width, encoding=encoding,
                                 is_bigendian=0, step=pixels.strides[0], data=pixels.reshape(-1))
     return store.serialize_cdr(message, IMAGE_TYPE)
@@ -263,9 +310,11 @@ def _open(path: Path):
 def _topics(reader, path: Path, cameras: Sequence[str] | None):
     """Image, ground-truth and degradation connections by connection id → camera."""
     images: dict[int, str] = {}
+    compressed: dict[int, str] = {}
     truths: dict[int, str] = {}
     degradations: dict[int, str] = {}
-    table = ((_IMAGE_TOPIC, IMAGE_TYPE, images), (_TRUTH_TOPIC, IMAGE_TYPE, truths),
+    table = ((_IMAGE_TOPIC, IMAGE_TYPE, images), (_COMPRESSED_TOPIC, COMPRESSED_TYPE, compressed),
+             (_TRUTH_TOPIC, IMAGE_TYPE, truths),
              (_DEGRADATION_TOPIC, DEGRADATION_TYPE, degradations))
     for connection in reader.connections:
         for pattern, msgtype, found in table:
@@ -276,10 +325,13 @@ def _topics(reader, path: Path, cameras: Sequence[str] | None):
                 # Other image types are skipped as foreign data; this topic name is ours alone.
                 raise BagError(f'{path}: {connection.topic} must be {DEGRADATION_TYPE}, got '
                                f'{connection.msgtype}')
+    # A camera recorded both ways is read from its raw images, which lost nothing.
+    images |= {k: c for k, c in compressed.items() if c not in images.values()}
     if not images:
         listing = ', '.join(f'{c.topic} ({c.msgtype})' for c in reader.connections) or 'none'
-        raise BagError(f'{path}: no camera images (expected {IMAGE_TYPE} on /<camera>/image_raw);'
-                       f' topics in the bag: {listing}')
+        raise BagError(f'{path}: no camera images (expected {IMAGE_TYPE} on /<camera>/image_raw '
+                       f'or {COMPRESSED_TYPE} on /<camera>/image_raw/compressed); topics in the '
+                       f'bag: {listing}')
     if cameras is not None:
         present = sorted(set(images.values()))
         missing = [c for c in cameras if c not in present]
@@ -341,7 +393,8 @@ def _frames(reader, path: Path, images: dict[int, str], truths: dict[int, str],
             else:
                 is_image = connection.id in images
                 camera = images[connection.id] if is_image else truths[connection.id]
-                stamp, frame_id, pixels = _decode(raw, connection.topic, path, is_image)
+                stamp, frame_id, pixels = _decode(raw, connection.topic, path, is_image,
+                                                  connection.msgtype)
                 slot, value = 1 if is_image else 2, (pixels, frame_id)
             entry = pending.setdefault((camera, stamp), [log_time, None, None, None])
             entry[slot] = value
@@ -373,11 +426,13 @@ def _deserialize(raw: bytes, msgtype: str, topic: str, path: Path):
                        f'({type(error).__name__}: {error})') from None
 
 
-def _decode(raw: bytes, topic: str, path: Path, is_image: bool):
-    message = _deserialize(raw, IMAGE_TYPE, topic, path)
+def _decode(raw: bytes, topic: str, path: Path, is_image: bool, msgtype: str):
+    message = _deserialize(raw, msgtype, topic, path)
     stamp = stamp_to_ns(message.header.stamp)
     try:
-        if is_image:
+        if msgtype == COMPRESSED_TYPE:
+            pixels = compressed_to_rgb(message.format, message.data)
+        elif is_image:
             pixels = image_to_rgb(message.encoding, message.height, message.width, message.step,
                                   bool(message.is_bigendian), message.data)
         elif message.encoding != 'mono8':
