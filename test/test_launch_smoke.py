@@ -212,11 +212,15 @@ def test_rviz_without_rviz2_is_one_message_and_starts_nothing(launch, launch_fil
     assert launched.left_running() == [], output
 
 
-def test_segment_launch_with_lifecycle_waits_for_a_manager(launch, probe, ros_context):
+@pytest.mark.parametrize('launch_file, topics', [
+    ('segment.launch.py', {'/camera/labels': '/camera/image'}),
+    ('rig.launch.py', {f'/{camera}/labels': f'/{camera}/image_raw' for camera in RIG_CAMERAS}),
+], ids=['segment', 'rig'])
+def test_lifecycle_launch_waits_for_a_manager(launch, probe, launch_file, topics):
     from lifecycle_msgs.msg import State, Transition
     from lifecycle_msgs.srv import ChangeState, GetState
 
-    launched = launch('segment.launch.py', 'device:=cpu', 'lifecycle:=true')
+    launched = launch(launch_file, 'device:=cpu', 'lifecycle:=true')
 
     def call(service_type, name, request):
         client = probe.create_client(service_type, name)
@@ -234,6 +238,5 @@ def test_segment_launch_with_lifecycle_waits_for_a_manager(launch, probe, ros_co
         request.transition.id = transition
         assert call(ChangeState, '/segment_node/change_state', request).success, \
             launched.output[-3000:]
-    topics = {'/camera/labels': '/camera/image'}
     assert labels_arrive(probe, launched, topics) == set(topics), launched.output[-3000:]
     assert_stops_cleanly(launched)
