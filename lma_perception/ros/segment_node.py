@@ -209,10 +209,10 @@ class SegmentationBehaviour:
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join()
         self._frames = self._worker = None
-        for subscription in getattr(self, '_inputs', ()):
+        for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
-        if getattr(self, '_diagnostics_timer', None) is not None:
+        if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None
         with self._memory_lock:
