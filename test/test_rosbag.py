@@ -271,7 +271,7 @@ def test_cli_bag_write_compressed_and_info(tree, tmp_path, capsys):
                                                         '/front/semantic/ground_truth'}
     capsys.readouterr()
     assert main(['bag', 'info', str(out)]) == 0
-    assert 'front: 8 frames' in capsys.readouterr().out
+    assert 'front: 8 frames on /front/image_raw/compressed' in capsys.readouterr().out
 
 
 def test_a_corrupt_compressed_image_in_a_bag_is_a_bag_error(tmp_path):

@@ -93,9 +93,9 @@ def _counted(frames, bar):
 def _info(args: argparse.Namespace) -> int:
     from lma_perception.continuity import SEQUENCE_BOUNDARY_S
     from lma_perception.data.rosbag import (
+        camera_image_topics,
         degradation_topic,
         ground_truth_topic,
-        image_topic,
         read_bag,
     )
 
@@ -114,13 +114,14 @@ def _info(args: argparse.Namespace) -> int:
         entry['frame_ids'].add(frame.frame_id)
         first = frame.stamp_ns if first is None else min(first, frame.stamp_ns)
         last = frame.stamp_ns if last is None else max(last, frame.stamp_ns)
+    image_topics = camera_image_topics(args.bag)
     print(f'bag        {args.bag}')
     print(f'duration   {(last - first) / 1e9:.2f} s '
           f'(sequences split at gaps > {SEQUENCE_BOUNDARY_S} s)')
     for camera, entry in counts.items():
         degraded = (f'{entry["degraded"]} of {entry["recorded"]} degraded on '
                     f'{degradation_topic(camera)}, ' if entry['recorded'] else '')
-        print(f'camera     {camera}: {entry["frames"]} frames on {image_topic(camera)}, '
+        print(f'camera     {camera}: {entry["frames"]} frames on {image_topics[camera]}, '
               f'{entry["truth"]} with ground truth on {ground_truth_topic(camera)}, {degraded}'
               f'{entry["sequences"]} sequence(s), {" ".join(sorted(entry["sizes"]))}, '
               f'frame_id {" ".join(sorted(entry["frame_ids"]))}')

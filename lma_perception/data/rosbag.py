@@ -295,6 +295,24 @@ def read_bag(path: str | Path, cameras: Sequence[str] | None = None, *,
     return _frames(reader, path, images, truths, degradations, seconds_to_ns(max_gap_s))
 
 
+def camera_image_topics(path: str | Path) -> dict[str, str]:
+    """Return the image topic :func:`read_bag` reads for each camera of a bag (raw or compressed).
+
+    Raises:
+        BagError: as :func:`read_bag`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f'no bag at {path}')
+    reader = _open(path)
+    try:
+        images, _, _ = _topics(reader, path, None)
+        return {camera: c.topic for c in reader.connections
+                for key, camera in images.items() if c.id == key}
+    finally:
+        reader.close()
+
+
 def _open(path: Path):
     from rosbags.rosbag2 import Reader
 
