@@ -40,6 +40,7 @@ setup(
         'console_scripts': [
             'lma-perception = lma_perception.cli:main',
             'segment_node = lma_perception.ros.segment_node:main',
+            'segment_lifecycle_node = lma_perception.ros.lifecycle_node:main',
             'bag_player = lma_perception.ros.bag_player:main',
         ],
     },

@@ -5,17 +5,27 @@
 The rig file is the node's parameter file (see config/rig_front3.yaml): `cameras` lists the
 camera names and `<camera>.image_topic` their input topics. By default one node serves all
 cameras with one model, batching them into one forward pass; `per_camera:=true` starts one node
-per camera instead (one model each: more memory, no batching).
+per camera instead (one model each: more memory, no batching). `lifecycle:=true` starts the
+managed node(s) unconfigured, for a lifecycle manager to configure and activate.
 """
 
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
 from lma_perception.rig import camera_parameters, load_rig
 from lma_perception.ros.launch_actions import rviz, transport_profile
+
+
+def segment_node(lifecycle: bool, name: str, parameters: list) -> Node:
+    if lifecycle:
+        return LifecycleNode(package='lma_perception', executable='segment_lifecycle_node',
+                             name=name, namespace='',
+                             parameters=[*parameters, {'autostart': False}], output='screen')
+    return Node(package='lma_perception', executable='segment_node', name=name,
+                parameters=parameters, output='screen')
 
 
 def segment_nodes(context: LaunchContext) -> list[Node]:
@@ -24,16 +34,14 @@ def segment_nodes(context: LaunchContext) -> list[Node]:
         'use_sim_time': LaunchConfiguration('use_sim_time'),
         'device': LaunchConfiguration('device'),
     }
+    lifecycle = LaunchConfiguration('lifecycle').perform(context).lower() in ('true', '1')
     if LaunchConfiguration('per_camera').perform(context).lower() not in ('true', '1'):
-        return [Node(package='lma_perception', executable='segment_node', name='segment_node',
-                     parameters=[rig_file, common], output='screen')]
+        return [segment_node(lifecycle, 'segment_node', [rig_file, common])]
     # One node per camera, named after it; the rig's parameters are passed directly because
     # the file's section name matches `segment_node` only.
     rig = load_rig(rig_file)
     return [
-        Node(package='lma_perception', executable='segment_node',
-             name=f'segment_node_{camera}',
-             parameters=[camera_parameters(rig, camera), common], output='screen')
+        segment_node(lifecycle, f'segment_node_{camera}', [camera_parameters(rig, camera), common])
         for camera in rig['cameras']
     ]
 
@@ -51,6 +59,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('use_sim_time', default_value='false'),
         DeclareLaunchArgument('rviz', default_value='false', description='open RViz'),
         *transport_profile(),
+        DeclareLaunchArgument('lifecycle', default_value='false',
+                              description='managed node(s), left unconfigured for a manager'),
         rviz(use_sim_time=LaunchConfiguration('use_sim_time')),
         OpaqueFunction(function=segment_nodes),
     ])

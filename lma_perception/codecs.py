@@ -152,3 +152,86 @@ def _layout(encoding: str) -> _Layout:
     raise UnsupportedEncoding(
         f'unsupported encoding {encoding!r}; expected one of {", ".join(SUPPORTED_ENCODINGS)}'
     )
+
+
+# Compressed images (`sensor_msgs/CompressedImage`) -----------------------------------------------
+
+COMPRESSIONS: tuple[str, ...] = ('jpeg', 'png')
+
+
+def compressed_format(compression: str, encoding: str = 'rgb8') -> str:
+    """Return the `format` string image_transport's compressed plugin writes for a colour image.
+
+    The plugin names the source encoding, the codec and what it encoded: colour images are
+    converted to bgr8 first, so an rgb8 image sent as JPEG reads `rgb8; jpeg compressed bgr8`.
+
+    Raises:
+        ValueError: a compression other than jpeg or png.
+    """
+    if compression not in COMPRESSIONS:
+        raise ValueError(f'compression must be one of {", ".join(COMPRESSIONS)}, '
+                         f'got {compression!r}')
+    return f'{encoding}; {compression} compressed bgr8'
+
+
+def rgb_to_compressed(image_rgb: np.ndarray, compression: str, *, jpeg_quality: int = 95) -> bytes:
+    """Encode an H×W×3 uint8 RGB image as JPEG or PNG bytes, as the compressed plugin does.
+
+    Raises:
+        ValueError: an unknown compression, or pixels that are not H×W×3 uint8.
+    """
+    compressed_format(compression)  # checks the name
+    if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+        raise ValueError(f'expected H×W×3 uint8 RGB, got {image_rgb.dtype} {image_rgb.shape}')
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if compression == 'jpeg' else []
+    ok, buffer = cv2.imencode(f'.{"jpg" if compression == "jpeg" else "png"}',
+                              cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ValueError(f'OpenCV could not encode the image as {compression}')
+    return buffer.tobytes()
+
+
+def compressed_to_rgb(
+    format_: str, data: bytes | bytearray | memoryview | np.ndarray
+) -> np.ndarray:
+    """Decode a `sensor_msgs/CompressedImage` payload (JPEG or PNG) to H×W×3 uint8 RGB.
+
+    `format_` is image_transport's (`rgb8; jpeg compressed bgr8`, `mono8; png compressed `) or
+    a bare codec name (`jpeg`, `png`) as other publishers write it. The codec is read from the
+    payload itself; the format only has to name jpeg or png. OpenCV decodes colour as BGR,
+    which is what the plugin encodes, so the source encoding needs no further conversion.
+
+    Raises:
+        UnsupportedEncoding: a format naming another codec (`compressedDepth`, `h264`, ...).
+        ImageFormatError: an empty or corrupt payload, or one with more than 8 bits per channel.
+    """
+    codec = _codec_of(format_)
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if buffer.size == 0:
+        raise ImageFormatError(f'empty {codec} payload')
+    pixels = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise ImageFormatError(f'corrupt {codec} payload ({buffer.size} bytes OpenCV cannot '
+                               f'decode)')
+    if pixels.dtype != np.uint8:
+        raise ImageFormatError(f'{codec} payload has {pixels.dtype} pixels; only 8-bit images '
+                               f'are read')
+    if pixels.ndim == 2:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+    code = {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}.get(pixels.shape[2])
+    if code is None:
+        raise ImageFormatError(f'{codec} payload has {pixels.shape[2]} channels')
+    return cv2.cvtColor(pixels, code)
+
+
+def _codec_of(format_: str) -> str:
+    """Return the codec a CompressedImage format names: `jpeg` or `png`."""
+    words = format_.lower().replace(';', ' ').split()
+    if 'compresseddepth' in words:
+        raise UnsupportedEncoding(f'format {format_!r} is a compressed depth image; only jpeg and '
+                                  f'png colour or mono images are read')
+    for codec in COMPRESSIONS:
+        if codec in words or (codec == 'jpeg' and 'jpg' in words):
+            return codec
+    raise UnsupportedEncoding(f'unsupported compressed format {format_!r}; expected jpeg or png '
+                              f'(as image_transport writes: "rgb8; jpeg compressed bgr8")')

@@ -45,10 +45,14 @@ def camera_parameters(rig: dict[str, Any], camera: str) -> dict[str, Any]:
 def input_topics(rig: dict[str, Any]) -> list[str]:
     """Return the absolute image topics of the rig's cameras, for a node in the root namespace.
 
-    A camera without `<camera>.image_topic` reads `<camera>/image`, the node's default.
+    A camera without `<camera>.image_topic` reads `<camera>/image`, the node's default; one with
+    `<camera>.transport: compressed` reads `<image_topic>/compressed` (image_transport's name).
     """
     topics = []
     for camera in rig['cameras']:
-        topic = (rig.get(camera) or {}).get('image_topic', f'{camera}/image')
+        settings = rig.get(camera) or {}
+        topic = settings.get('image_topic', f'{camera}/image')
+        if settings.get('transport', 'raw') != 'raw':
+            topic = f'{topic}/{settings["transport"]}'
         topics.append(topic if topic.startswith('/') else f'/{topic}')
     return topics

@@ -268,3 +268,14 @@ def test_open_dataset_rejects_a_corrupt_bag(tmp_path):
     (bag / 'metadata.yaml').write_text('rosbag2_bagfile_information: [')
     with pytest.raises(DatasetError, match='cannot open the bag'):
         open_dataset(bag)
+
+
+def test_a_png_compressed_bag_scores_as_the_raw_one(tree, bag_run, tmp_path):
+    # PNG is lossless: the same pixels reach the model, so every count must agree.
+    bag = tmp_path / 'png_bag'
+    write_bag(bag, tree_frames(CityscapesTree(tree, 'val')), compression='png')
+    frames, dataset = open_dataset(bag)
+    compressed = evaluate(_engine(), frames, dataset)
+    assert compressed.to_dict()['dataset']['frames'] == bag_run.to_dict()['dataset']['frames']
+    np.testing.assert_array_equal(compressed.paths[LMA].annotated.counts,
+                                  bag_run.paths[LMA].annotated.counts)

@@ -210,3 +210,33 @@ def test_rviz_without_rviz2_is_one_message_and_starts_nothing(launch, launch_fil
     assert output.count('rviz:=true, but rviz2 is not installed here') == 1, output
     assert 'Traceback' not in output and 'process started' not in output, output
     assert launched.left_running() == [], output
+
+
+@pytest.mark.parametrize('launch_file, topics', [
+    ('segment.launch.py', {'/camera/labels': '/camera/image'}),
+    ('rig.launch.py', {f'/{camera}/labels': f'/{camera}/image_raw' for camera in RIG_CAMERAS}),
+], ids=['segment', 'rig'])
+def test_lifecycle_launch_waits_for_a_manager(launch, probe, launch_file, topics):
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    launched = launch(launch_file, 'device:=cpu', 'lifecycle:=true')
+
+    def call(service_type, name, request):
+        client = probe.create_client(service_type, name)
+        assert client.wait_for_service(timeout_sec=LABELS_TIMEOUT_S), launched.output[-3000:]
+        future = client.call_async(request)
+        deadline = time.monotonic() + LABELS_TIMEOUT_S
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return future.result()
+
+    state = call(GetState, '/segment_node/get_state', GetState.Request()).current_state.id
+    assert state == State.PRIMARY_STATE_UNCONFIGURED
+    for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+        request = ChangeState.Request()
+        request.transition.id = transition
+        assert call(ChangeState, '/segment_node/change_state', request).success, \
+            launched.output[-3000:]
+    assert labels_arrive(probe, launched, topics) == set(topics), launched.output[-3000:]
+    assert_stops_cleanly(launched)

@@ -146,3 +146,22 @@ def test_live_and_offline_evaluation_of_a_multi_sequence_bag_agree(tmp_path):
         assert camera.frames_scored == 15
         assert camera.memory_resets_by_reason == {'gap': 2}, live.summary()
     assert live.miou == pytest.approx(offline.annotated.miou(), abs=0.0005)
+
+
+def test_live_eval_of_a_compressed_bag(frames, engine, tmp_path):
+    from lma_perception.codecs import compressed_to_rgb, rgb_to_compressed
+
+    bag = write_bag(tmp_path / 'png', frames, compression='png').path
+    assert cameras_in({'/front/image_raw/compressed': 'sensor_msgs/msg/CompressedImage',
+                       '/front/semantic/ground_truth': 'sensor_msgs/msg/Image'}) == ['front']
+    options = LiveEvalOptions(rate=0.1, parameters=(Parameter('memory_length', value=0),))
+    report = run_live_eval(bag, options, engine=engine, domain_id=next_domain_id())
+    for camera in report.cameras:
+        assert camera.images_published == camera.labels_received == FRAMES, camera
+        assert camera.frames_scored == FRAMES
+    expected = ConfusionMatrix()
+    for frame in frames:
+        decoded = compressed_to_rgb('png', rgb_to_compressed(frame.image, 'png'))
+        (result,) = engine.segment([decoded], [None])
+        expected.update(result.labels, frame.ground_truth)
+    assert report.miou == pytest.approx(expected.miou(), abs=1e-12)

@@ -18,6 +18,7 @@ ROSDEP_KEYS = {
     'launch': 'launch',
     'launch_ros': 'launch_ros',
     'launch_testing': 'launch_testing',
+    'lifecycle_msgs': 'lifecycle_msgs',
     'matplotlib': 'python3-matplotlib',
     'numpy': 'python3-numpy',
     'psutil': 'python3-psutil',
@@ -30,6 +31,7 @@ ROSDEP_KEYS = {
     'std_srvs': 'std_srvs',
     'torch': 'python3-torch',
     'tqdm': 'python3-tqdm',
+    'vision_msgs': 'vision_msgs',
     'yaml': 'python3-yaml',
 }
 # Modules rosdep has no key for: they install with pip (README, requirements.txt).

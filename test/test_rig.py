@@ -18,7 +18,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from lma_perception.rig import RigError, camera_parameters, load_rig
+from lma_perception.rig import RigError, camera_parameters, input_topics, load_rig
 
 RIG_FRONT3 = os.path.join(os.path.dirname(__file__), '..', 'config', 'rig_front3.yaml')
 QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -39,6 +39,14 @@ def test_camera_parameters_keep_only_that_camera():
     assert front['weights'] == rig['weights']
     with pytest.raises(RigError, match="camera 'rear' is not in the rig"):
         camera_parameters(rig, 'rear')
+
+
+def test_input_topics_follow_each_cameras_transport():
+    rig = {'cameras': ['front', 'rear', 'side'],
+           'front': {'image_topic': 'front/image_raw', 'transport': 'compressed'},
+           'rear': {'image_topic': '/rear/image_raw', 'transport': 'raw'}}
+    assert input_topics(rig) == ['/front/image_raw/compressed', '/rear/image_raw',
+                                 '/side/image']
 
 
 @pytest.mark.parametrize('text', ['', 'a: [', 'node:\n  ros__parameters:\n    device: cpu\n'])

@@ -265,3 +265,58 @@ def test_a_bag_without_ground_truth_is_refused_for_scoring(tmp_path, capsys):
     assert main(['eval', str(tmp_path / 'bag'), '--device', 'cpu']) == 1
     error = capsys.readouterr().err
     assert error.startswith('lma-perception: error: ') and 'nothing labelled' in error
+
+
+@pytest.mark.parametrize('compression', ['png', 'jpeg'])
+def test_compressed_bags_round_trip_through_image_transport_topics(tree, tmp_path, compression):
+    from lma_perception.codecs import compressed_to_rgb, rgb_to_compressed
+
+    path = tmp_path / 'bag'
+    write_bag(path, tree_frames(tree), compression=compression)
+    with AnyReader([path]) as reader:  # an independent reader sees image_transport's layout
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        assert topics['/front/image_raw/compressed'] == 'sensor_msgs/msg/CompressedImage'
+        assert '/front/image_raw' not in topics
+        connection = next(c for c in reader.connections
+                          if c.topic == '/front/image_raw/compressed')
+        message = reader.deserialize(next(reader.messages([connection]))[2], connection.msgtype)
+        assert message.format == f'rgb8; {compression} compressed bgr8'
+    source = list(tree.stream())
+    frames = list(read_bag(path))
+    assert len(frames) == len(source)
+    for original, frame in zip(source, frames, strict=True):
+        expected = compressed_to_rgb(compression, rgb_to_compressed(original.image, compression))
+        assert np.array_equal(frame.image, expected)
+        if compression == 'png':
+            assert np.array_equal(frame.image, original.image)
+        assert np.array_equal(frame.ground_truth, original.dense_labels)  # stays lossless
+    assert [f.sequence_start for f in frames if f.camera == 'front'] == [True, False, False,
+                                                                        False] * 2
+
+
+def test_cli_bag_write_compressed_and_info(tree, tmp_path, capsys):
+    out = tmp_path / 'compressed'
+    assert main(['bag', 'write', str(tree.root), str(out), '--compressed']) == 0
+    with AnyReader([out]) as reader:
+        assert {c.topic for c in reader.connections} >= {'/front/image_raw/compressed',
+                                                        '/front/semantic/ground_truth'}
+    capsys.readouterr()
+    assert main(['bag', 'info', str(out)]) == 0
+    assert 'front: 8 frames on /front/image_raw/compressed' in capsys.readouterr().out
+
+
+def test_a_corrupt_compressed_image_in_a_bag_is_a_bag_error(tmp_path):
+    store = get_typestore(Stores.ROS2_JAZZY)
+    path = tmp_path / 'corrupt'
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connection = writer.add_connection('/front/image_raw/compressed',
+                                           'sensor_msgs/msg/CompressedImage', typestore=store)
+        header = store.types['std_msgs/msg/Header'](
+            stamp=store.types['builtin_interfaces/msg/Time'](sec=1, nanosec=0), frame_id='f')
+        message = store.types['sensor_msgs/msg/CompressedImage'](
+            header=header, format='rgb8; jpeg compressed bgr8',
+            data=np.frombuffer(b'\xff\xd8 not a jpeg', np.uint8))
+        writer.write(connection, 10**9,
+                     store.serialize_cdr(message, 'sensor_msgs/msg/CompressedImage'))
+    with pytest.raises(BagError, match='corrupt jpeg payload'):
+        list(read_bag(path))

@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         'bag',
         help='convert a Cityscapes-style tree into a rosbag2, or summarise a bag',
         description='`bag write` records a tree (real Cityscapes or `synth` output) as a rosbag2 '
-        'with /<camera>/image_raw (rgb8), /<camera>/semantic/ground_truth (mono8 train ids), '
+        'with /<camera>/image_raw (rgb8; with --compressed, /<camera>/image_raw/compressed), '
+        '/<camera>/semantic/ground_truth (mono8 train ids), '
         '/<camera>/cityscapes/stem (std_msgs/String, each frame\'s Cityscapes file-name stem), '
         '/<camera>/semantic/instance_ids (mono16, where the tree has _gtFine_instanceIds.png) '
         'and, for trees that record degradations, /<camera>/synthetic/degradation '
@@ -39,6 +40,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="frame rate (default: a synthetic tree's own, else 17)")
     write.add_argument('--gap', type=float, default=1.0,
                        help='seconds between sequences (default: 1)')
+    write.add_argument('--compressed', nargs='?', const='jpeg', choices=('jpeg', 'png'),
+                       metavar='{jpeg,png}',
+                       help='record images as sensor_msgs/CompressedImage on '
+                       '/<camera>/image_raw/compressed, as image_transport publishes them '
+                       '(default codec when given without one: jpeg, quality 95)')
     write.add_argument('--annotated-only', action='store_true',
                        help='ground truth for annotated frames only, even if dense labels exist')
     info = actions.add_parser('info', help='summarise a bag')
@@ -73,7 +79,8 @@ def _write(args: argparse.Namespace) -> int:
     fps = args.fps or (synthetic.fps if synthetic else FPS)
     frames = tree_frames(tree, fps=fps, gap_s=args.gap, dense=not args.annotated_only)
     with tqdm(total=total, unit='frame', disable=None) as bar:
-        summary = write_bag(args.out, _counted(frames, bar), storage=args.storage)
+        summary = write_bag(args.out, _counted(frames, bar), storage=args.storage,
+                            compression=args.compressed)
     degraded = '' if summary.degraded is None else f', {summary.degraded} degraded'
     print(f'wrote {summary.frames} frames ({summary.ground_truth} with ground truth{degraded}) of '
           f'{", ".join(summary.cameras)} to {summary.path} '
@@ -90,9 +97,9 @@ def _counted(frames, bar):
 def _info(args: argparse.Namespace) -> int:
     from lma_perception.continuity import SEQUENCE_BOUNDARY_S
     from lma_perception.data.rosbag import (
+        camera_image_topics,
         degradation_topic,
         ground_truth_topic,
-        image_topic,
         read_bag,
     )
 
@@ -111,13 +118,14 @@ def _info(args: argparse.Namespace) -> int:
         entry['frame_ids'].add(frame.frame_id)
         first = frame.stamp_ns if first is None else min(first, frame.stamp_ns)
         last = frame.stamp_ns if last is None else max(last, frame.stamp_ns)
+    image_topics = camera_image_topics(args.bag)
     print(f'bag        {args.bag}')
     print(f'duration   {(last - first) / 1e9:.2f} s '
           f'(sequences split at gaps > {SEQUENCE_BOUNDARY_S} s)')
     for camera, entry in counts.items():
         degraded = (f'{entry["degraded"]} of {entry["recorded"]} degraded on '
                     f'{degradation_topic(camera)}, ' if entry['recorded'] else '')
-        print(f'camera     {camera}: {entry["frames"]} frames on {image_topic(camera)}, '
+        print(f'camera     {camera}: {entry["frames"]} frames on {image_topics[camera]}, '
               f'{entry["truth"]} with ground truth on {ground_truth_topic(camera)}, {degraded}'
               f'{entry["sequences"]} sequence(s), {" ".join(sorted(entry["sizes"]))}, '
               f'frame_id {" ".join(sorted(entry["frame_ids"]))}')

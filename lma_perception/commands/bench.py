@@ -8,7 +8,8 @@ import importlib
 # Modules in lma_perception.benchmarks, each with `add_arguments(parser)` and `main(args)`.
 # A name ending in `_speed` can also be called without that suffix (`bench model`).
 BENCHMARKS = (
-    'model_speed', 'synth_speed', 'gpu_speed', 'node_overhead', 'train_speed', 'transport'
+    'model_speed', 'synth_speed', 'gpu_speed', 'node_overhead', 'train_speed', 'transport',
+    'decode_speed',
 )
 
 

@@ -3,7 +3,10 @@
 Layout of the bags written here (one rosbag2 folder with ``metadata.yaml``, mcap or sqlite3, as
 ``ros2 bag record`` makes them; message definitions and hashes are ROS 2 Jazzy's):
 
-- ``/<camera>/image_raw``: ``sensor_msgs/msg/Image``, ``rgb8``;
+- ``/<camera>/image_raw``: ``sensor_msgs/msg/Image``, ``rgb8``; or, written with a
+  ``compression``, ``/<camera>/image_raw/compressed``: ``sensor_msgs/msg/CompressedImage``,
+  JPEG or PNG with image_transport's format string (``rgb8; jpeg compressed bgr8``), as
+  ``ros2 bag record`` stores a camera's compressed stream;
 - ``/<camera>/semantic/ground_truth``: ``sensor_msgs/msg/Image``, ``mono8`` Cityscapes train ids
   (255 = ignore), for every frame when the source has dense labels, else annotated frames only;
 - ``/<camera>/synthetic/degradation``: ``std_msgs/msg/String``, for every frame when the source
@@ -43,9 +46,12 @@ import numpy as np
 
 from lma_perception.codecs import (
     ImageFormatError,
+    compressed_format,
+    compressed_to_rgb,
     image_to_rgb,
     mono8_to_array,
     mono16_to_array,
+    rgb_to_compressed,
 )
 from lma_perception.continuity import (
     SEQUENCE_BOUNDARY_S,
@@ -57,6 +63,7 @@ from lma_perception.continuity import (
 from lma_perception.data.cityscapes import CityscapesTree
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
 DEGRADATION_TYPE = 'std_msgs/msg/String'
 # Well past the boundary, so that no reader can take two written sequences for one.
 SEQUENCE_GAP_S = 2 * SEQUENCE_BOUNDARY_S
@@ -64,6 +71,7 @@ FPS = 17.0
 START_NS = 1_600_000_000 * 10 ** 9  # first stamp of a written bag: 2020-09-13 12:26:40 UTC
 STORAGES = ('mcap', 'sqlite3')
 _IMAGE_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/image_raw$')
+_COMPRESSED_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/image_raw/compressed$')
 _TRUTH_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/semantic/ground_truth$')
 _DEGRADATION_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/synthetic/degradation$')
 _INSTANCES_TOPIC = re.compile(r'^/(?P<camera>[^/]+(?:/[^/]+)*)/semantic/instance_ids$')
@@ -111,6 +119,11 @@ def image_topic(camera: str) -> str:
     return f'/{camera}/image_raw'
 
 
+def compressed_image_topic(camera: str) -> str:
+    """Return the compressed image topic of a camera (image_transport's name)."""
+    return f'{image_topic(camera)}/compressed'
+
+
 def ground_truth_topic(camera: str) -> str:
     """Return the ground-truth topic of a camera."""
     return f'/{camera}/semantic/ground_truth'
@@ -146,8 +159,12 @@ def _typestore():
 # Writing ----------------------------------------------------------------------------------------
 
 def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
-              storage: str = 'mcap') -> BagSummary:
-    """Write frames (in time order) to a new rosbag2 folder ``path``."""
+              storage: str = 'mcap', compression: str | None = None) -> BagSummary:
+    """Write frames (in time order) to a new rosbag2 folder ``path``.
+
+    With ``compression`` (``jpeg`` or ``png``) images go to ``/<camera>/image_raw/compressed``
+    as ``CompressedImage``; ground truth stays lossless ``mono8``.
+    """
     from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
     path = Path(path)
@@ -155,6 +172,11 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
         raise BagError(f'storage must be one of {", ".join(STORAGES)}, got {storage!r}')
     if path.exists():
         raise BagError(f'{path} already exists; rosbag2 writes a new folder')
+    if compression is not None:
+        try:
+            compressed_format(compression)
+        except ValueError as error:
+            raise BagError(str(error)) from None
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
     store = _typestore()
     connections: dict[str, object] = {}
@@ -175,8 +197,13 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
                                    f'{frame.stamp_ns} ns follows {last} ns')
                 if frame.camera not in cameras:
                     cameras.append(frame.camera)
-                writer.write(connection(image_topic(frame.camera)), frame.stamp_ns,
-                             _serialize(frame, frame.image, 'rgb8'))
+                if compression is None:
+                    writer.write(connection(image_topic(frame.camera)), frame.stamp_ns,
+                                 _serialize(frame, frame.image, 'rgb8'))
+                else:
+                    writer.write(connection(compressed_image_topic(frame.camera),
+                                            COMPRESSED_TYPE),
+                                 frame.stamp_ns, _serialize_compressed(frame, compression))
                 if frame.ground_truth is not None:
                     if frame.ground_truth.shape != frame.image.shape[:2]:
                         raise BagError(f'{path}: ground truth {frame.ground_truth.shape} does '
@@ -211,6 +238,25 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], *,
     return BagSummary(path, tuple(cameras), count, truth, degraded, first, last)
 
 
+def _header(frame: BagFrame):
+    types = _typestore().types
+    seconds, nanoseconds = divmod(frame.stamp_ns, 10 ** 9)
+    return types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=seconds, nanosec=nanoseconds),
+        frame_id=frame.frame_id)
+
+
+def _serialize_compressed(frame: BagFrame, compression: str) -> bytes:
+    store = _typestore()
+    pixels = np.ascontiguousarray(frame.image, np.uint8)
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise BagError(f'images must be H×W×3 uint8 RGB, got shape {pixels.shape}')
+    payload = np.frombuffer(rgb_to_compressed(pixels, compression), np.uint8)
+    message = store.types[COMPRESSED_TYPE](header=_header(frame),
+                                           format=compressed_format(compression), data=payload)
+    return store.serialize_cdr(message, COMPRESSED_TYPE)
+
+
 def _serialize(frame: BagFrame, pixels: np.ndarray, encoding: str) -> bytes:
     store = _typestore()
     types = store.types
@@ -220,10 +266,7 @@ def _serialize(frame: BagFrame, pixels: np.ndarray, encoding: str) -> bytes:
     if encoding in ('mono8', 'mono16') and pixels.ndim != 2:
         raise BagError(f'ground truth must be H×W, got shape {pixels.shape}')
     height, width = pixels.shape[:2]
-    seconds, nanoseconds = divmod(frame.stamp_ns, 10 ** 9)
-    header = types['std_msgs/msg/Header'](
-        stamp=types['builtin_interfaces/msg/Time'](sec=seconds, nanosec=nanoseconds),
-        frame_id=frame.frame_id)
+    header = _header(frame)
     message = types[IMAGE_TYPE](header=header, height=height, width=width, encoding=encoding,
                                 is_bigendian=0, step=pixels.strides[0],
                                 data=pixels.reshape(-1).view(np.uint8))
@@ -292,6 +335,23 @@ def read_bag(path: str | Path, cameras: Sequence[str] | None = None, *,
     return _frames(reader, path, topics, seconds_to_ns(max_gap_s))
 
 
+def camera_image_topics(path: str | Path) -> dict[str, str]:
+    """Return the image topic :func:`read_bag` reads for each camera of a bag (raw or compressed).
+
+    Raises:
+        BagError: as :func:`read_bag`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f'no bag at {path}')
+    reader = open_reader(path)
+    try:
+        images = _topics(reader, path, None)['image']
+        return {images[c.id]: c.topic for c in reader.connections if c.id in images}
+    finally:
+        reader.close()
+
+
 def open_reader(path: Path):
     """Open a bag with rosbags; any failure to open it becomes a `BagError` that says why."""
     from rosbags.rosbag2 import Reader
@@ -316,6 +376,7 @@ def _listing(reader) -> str:
 # another type on them is an error; other Image-named topics of another type are foreign data.
 _TOPIC_KINDS = {
     'image': (_IMAGE_TOPIC, IMAGE_TYPE),
+    'compressed': (_COMPRESSED_TOPIC, COMPRESSED_TYPE),
     'truth': (_TRUTH_TOPIC, IMAGE_TYPE),
     'instances': (_INSTANCES_TOPIC, IMAGE_TYPE),
     'degradation': (_DEGRADATION_TOPIC, DEGRADATION_TYPE),
@@ -325,7 +386,7 @@ _TEXT_KINDS = ('degradation', 'stem')
 
 
 def _topics(reader, path: Path, cameras: Sequence[str] | None) -> dict[str, dict[int, str]]:
-    """Per kind of topic, connection id → camera."""
+    """Per kind of topic, connection id → camera; compressed images count as images."""
     found: dict[str, dict[int, str]] = {kind: {} for kind in _TOPIC_KINDS}
     for connection in reader.connections:
         for kind, (pattern, msgtype) in _TOPIC_KINDS.items():
@@ -335,10 +396,14 @@ def _topics(reader, path: Path, cameras: Sequence[str] | None) -> dict[str, dict
             elif match and kind in _TEXT_KINDS:
                 raise BagError(f'{path}: {connection.topic} must be {msgtype}, got '
                                f'{connection.msgtype}')
+    # A camera recorded both ways is read from its raw images, which lost nothing.
+    compressed = found.pop('compressed')
     images = found['image']
+    images |= {k: c for k, c in compressed.items() if c not in images.values()}
     if not images:
-        raise BagError(f'{path}: no camera images (expected {IMAGE_TYPE} on /<camera>/image_raw);'
-                       f' topics in the bag: {_listing(reader)}')
+        raise BagError(f'{path}: no camera images (expected {IMAGE_TYPE} on /<camera>/image_raw '
+                       f'or {COMPRESSED_TYPE} on /<camera>/image_raw/compressed); topics in the '
+                       f'bag: {_listing(reader)}')
     if cameras is not None:
         present = sorted(set(images.values()))
         missing = [c for c in cameras if c not in present]
@@ -403,7 +468,8 @@ def _frames(reader, path: Path, topics: dict[str, dict[int, str]],
                 stamp = log_time
                 value = _deserialize(raw, DEGRADATION_TYPE, connection.topic, path).data
             else:
-                stamp, frame_id, pixels = _decode(raw, connection.topic, path, kind)
+                stamp, frame_id, pixels = _decode(raw, connection.topic, path, kind,
+                                                  connection.msgtype)
                 value = (pixels, frame_id)
             pending.setdefault((camera, stamp), {'log_time': log_time})[kind] = value
         for key in ready(None):
@@ -434,11 +500,13 @@ def _deserialize(raw: bytes, msgtype: str, topic: str, path: Path):
                        f'({type(error).__name__}: {error})') from None
 
 
-def _decode(raw: bytes, topic: str, path: Path, kind: str):
-    message = _deserialize(raw, IMAGE_TYPE, topic, path)
+def _decode(raw: bytes, topic: str, path: Path, kind: str, msgtype: str):
+    message = _deserialize(raw, msgtype, topic, path)
     stamp = stamp_to_ns(message.header.stamp)
     try:
-        if kind == 'image':
+        if msgtype == COMPRESSED_TYPE:
+            pixels = compressed_to_rgb(message.format, message.data)
+        elif kind == 'image':
             pixels = image_to_rgb(message.encoding, message.height, message.width, message.step,
                                   bool(message.is_bigendian), message.data)
         elif kind == 'instances':

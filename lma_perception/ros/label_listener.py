@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from lma_perception.codecs import ImageFormatError
 from lma_perception.continuity import stamp_to_ns
 from lma_perception.eval.metrics import ConfusionMatrix
+from lma_perception.ros.compressed import message_type, transport_topic
 from lma_perception.ros.messages import mono8_msg_to_array
 from lma_perception.runtime.latency import LatencyStats
 
@@ -47,14 +48,22 @@ class CameraTally:
 class LabelListener(Node):
     """Scores the labels of each camera against the ground truth published beside the images."""
 
-    def __init__(self, cameras: list[str], **node_kwargs) -> None:
-        """Subscribe to `/<camera>/image_raw`, `/<camera>/labels` and the ground truth."""
+    def __init__(
+        self, cameras: list[str], transports: dict[str, str] | None = None, **node_kwargs
+    ) -> None:
+        """Subscribe to `/<camera>/image_raw`, `/<camera>/labels` and the ground truth.
+
+        A camera whose transport (`transports`, default raw) is `compressed` is heard on
+        `/<camera>/image_raw/compressed`.
+        """
         super().__init__('label_listener', **node_kwargs)
         self._lock = threading.Lock()
         self._tallies = {camera: CameraTally() for camera in cameras}
+        transports = transports or {}
         for camera in cameras:
+            transport = transports.get(camera, 'raw')
             self.create_subscription(
-                Image, f'/{camera}{IMAGE_SUFFIX}',
+                message_type(transport), transport_topic(f'/{camera}{IMAGE_SUFFIX}', transport),
                 lambda msg, camera=camera: self._on_image(camera, msg), LISTENER_QOS,
             )
             self.create_subscription(
@@ -75,7 +84,7 @@ class LabelListener(Node):
         """Return the running figures of one camera."""
         return self._tallies[camera]
 
-    def _on_image(self, camera: str, msg: Image) -> None:
+    def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
         arrived_s = time.monotonic()
         with self._lock:
             tally = self._tallies[camera]

@@ -24,6 +24,7 @@ from lma_perception.eval.live_report import CameraReport, LiveEvalReport
 from lma_perception.eval.metrics import ConfusionMatrix
 from lma_perception.labels import CLASS_NAMES
 from lma_perception.ros.bag_player import BagPlayer, ReplayError
+from lma_perception.ros.compressed import TRANSPORTS, message_type, transport_topic
 from lma_perception.ros.label_listener import GROUND_TRUTH_SUFFIX, IMAGE_SUFFIX, LabelListener
 from lma_perception.ros.playback_options import PlaybackOptions
 from lma_perception.ros.segment_node import SegmentNode
@@ -48,13 +49,26 @@ class LiveEvalOptions:
     drain_timeout_s: float = 60.0  # after playback, for the node to publish what it received
 
 
-def cameras_in(topics: dict[str, str]) -> list[str]:
-    """Return the cameras of a bag: names with both an image and a ground-truth Image topic."""
-    images = {topic[1:-len(IMAGE_SUFFIX)] for topic, msgtype in topics.items()
-              if topic.endswith(IMAGE_SUFFIX) and msgtype == 'sensor_msgs/msg/Image'}
+def transports_in(topics: dict[str, str]) -> dict[str, str]:
+    """Return the cameras of a bag that have ground truth, each with the transport to read.
+
+    A camera's images are raw `Image` on `/<camera>/image_raw` or, failing that,
+    `CompressedImage` on `/<camera>/image_raw/compressed`.
+    """
     truths = {topic[1:-len(GROUND_TRUTH_SUFFIX)] for topic in topics
               if topic.endswith(GROUND_TRUTH_SUFFIX)}
-    return sorted(images & truths)
+    found = {}
+    for camera in sorted(truths):
+        for transport in reversed(TRANSPORTS):  # raw wins: it is what was recorded, unaltered
+            topic = transport_topic(f'/{camera}{IMAGE_SUFFIX}', transport)
+            if topics.get(topic) == f'sensor_msgs/msg/{message_type(transport).__name__}':
+                found[camera] = transport
+    return found
+
+
+def cameras_in(topics: dict[str, str]) -> list[str]:
+    """Return the cameras of a bag: names with both an image and a ground-truth Image topic."""
+    return list(transports_in(topics))
 
 
 def run_live_eval(
@@ -88,16 +102,21 @@ def run_live_eval(
             rate=options.rate,
             clock=options.use_sim_time,
         ), context=context))  # `_connected` below waits for the topics that are scored
-        cameras = cameras_in(player.topics)
+        transports = transports_in(player.topics)
+        cameras = list(transports)
         if not cameras:
             raise ReplayError(
-                f'{bag} has no camera with both /<camera>{IMAGE_SUFFIX} and '
-                f'/<camera>{GROUND_TRUTH_SUFFIX} topics'
+                f'{bag} has no camera with both /<camera>{IMAGE_SUFFIX} (or '
+                f'/<camera>{IMAGE_SUFFIX}/compressed) and /<camera>{GROUND_TRUTH_SUFFIX} topics'
             )
+        image_topics = {camera: transport_topic(f'/{camera}{IMAGE_SUFFIX}', transport)
+                        for camera, transport in transports.items()}
         overrides = [
             Parameter('cameras', value=cameras),
             *(Parameter(f'{camera}.image_topic', value=f'/{camera}{IMAGE_SUFFIX}')
               for camera in cameras),
+            *(Parameter(f'{camera}.transport', value=transport)
+              for camera, transport in transports.items()),
             Parameter('use_sim_time', value=options.use_sim_time),
             *options.parameters,
             Parameter('output_resolution', value='input'),  # scored against full-size truth
@@ -105,42 +124,50 @@ def run_live_eval(
         node = cleanup.enter_context(
             SegmentNode(engine=engine, context=context, parameter_overrides=overrides)
         )
-        listener = cleanup.enter_context(LabelListener(cameras, context=context))
+        listener = cleanup.enter_context(
+            LabelListener(cameras, transports, context=context))
         cleanup.enter_context(BackgroundSpinner(context, node, listener))
 
         connected = _wait_for(
-            lambda: stop.is_set() or _connected(player, cameras, (node, listener)),
+            lambda: stop.is_set() or _connected(player, image_topics, (node, listener)),
             options.startup_timeout_s,
         )
         if not connected:
             raise ReplayError(f'the topics did not connect within {options.startup_timeout_s} s')
         started = time.monotonic()
         stats = player.play(stop)
-        images = sum(stats.messages[f'/{camera}{IMAGE_SUFFIX}'] for camera in cameras)
+        images = sum(stats.messages[topic] for topic in image_topics.values())
         _drain(node, listener, images, min(options.drain_timeout_s, INTERRUPTED_DRAIN_S)
                if stop.is_set() else options.drain_timeout_s)
         wall_s = time.monotonic() - started
         snapshots = {s.name: s for s in node.camera_snapshots()}
-        report = _report(bag, cameras, stats.messages, listener, snapshots, wall_s, node.device)
+        report = _report(bag, image_topics, stats.messages, listener, snapshots, wall_s,
+                         node.device)
         report.interrupted = stop.is_set()
         return report
 
 
-def _connected(player: BagPlayer, cameras: list[str], readers: tuple[Node, ...]) -> bool:
+def _connected(
+    player: BagPlayer, image_topics: Mapping[str, str], readers: tuple[Node, ...]
+) -> bool:
     """Whether both ends of every topic have matched, so that no first message is lost.
 
     A writer may see its reader before the reader sees the writer, and a volatile topic drops
     what is published in between; hence both sides are checked.
     """
-    readers_per_topic = {f'/{camera}{IMAGE_SUFFIX}': 2 for camera in cameras}  # node, listener
-    readers_per_topic |= {f'/{camera}{GROUND_TRUTH_SUFFIX}': 1 for camera in cameras}
+    readers_per_topic = dict.fromkeys(image_topics.values(), 2)  # node, listener
+    readers_per_topic |= {f'/{camera}{GROUND_TRUTH_SUFFIX}': 1 for camera in image_topics}
     writers_matched = all(
         publisher.get_subscription_count() >= readers_per_topic[publisher.topic_name]
         for publisher in player.publishers if publisher.topic_name in readers_per_topic
     )
+    # Only the played and the scored topics: a camera_info nobody publishes never matches.
+    scored = set(readers_per_topic) | {f'/{camera}/labels' for camera in image_topics}
+    scored.add('/clock')
     readers_matched = all(
         subscription.get_publisher_count() > 0
         for reader in readers for subscription in reader.subscriptions
+        if subscription.topic_name in scored
     )
     return writers_matched and readers_matched
 
@@ -179,7 +206,7 @@ def _drain(node: SegmentNode, listener: LabelListener, images: int, timeout_s: f
 
 def _report(
     bag: Path,
-    cameras: list[str],
+    image_topics: Mapping[str, str],
     published: Mapping[str, int],
     listener: LabelListener,
     snapshots: dict[str, StreamSnapshot],
@@ -189,10 +216,10 @@ def _report(
     reports = []
     total = ConfusionMatrix()
     latencies: list[float] = []
-    for camera in cameras:
+    for camera, topic in image_topics.items():
         tally = listener.tally(camera)
         snapshot = snapshots[camera]
-        images_published = published[f'/{camera}{IMAGE_SUFFIX}']
+        images_published = published[topic]
         reports.append(CameraReport(
             camera=camera,
             images_published=images_published,

@@ -49,6 +49,13 @@ class CameraOutputs:
         self._overlay = publisher('overlay', overlay)
         self._confidence = publisher('confidence', confidence)
         self._overlay_alpha = overlay_alpha
+        self._node = node
+
+    def destroy(self) -> None:
+        """Destroy the publishers."""
+        for publisher in (self._labels, self._color_mask, self._overlay, self._confidence):
+            if publisher is not None:
+                self._node.destroy_publisher(publisher)
 
     @property
     def wants_confidence(self) -> bool:

@@ -28,6 +28,7 @@ from rclpy.validate_topic_name import validate_topic_name
 from lma_perception.continuity import SEQUENCE_BOUNDARY_S
 from lma_perception.memory import MAX_MEMORY_LENGTH, WRITE_POLICIES, WRITE_THRESHOLD_RANGE
 from lma_perception.models.erfnet import input_size_problem
+from lma_perception.ros.compressed import TRANSPORTS
 from lma_perception.runtime.backend_names import BACKENDS
 from lma_perception.runtime.device import DEVICE_FORMS, PRECISIONS
 from lma_perception.runtime.engine import OUTPUT_SIZES, EngineConfig
@@ -41,10 +42,12 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """One camera: its name (the namespace of its outputs) and its input topic."""
+    """One camera: its name (the namespace of its outputs), its input and camera_info topics."""
 
     name: str
     image_topic: str
+    transport: str
+    camera_info_topic: str
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,14 @@ PARAMETERS: dict[str, _Spec] = {
 }
 
 _IMAGE_TOPIC_DESCRIPTION = 'Input image topic of camera {name} (sensor_msgs/Image).'
+_TRANSPORT_DESCRIPTION = (
+    'raw: sensor_msgs/Image on {name}.image_topic; compressed: sensor_msgs/CompressedImage '
+    '(jpeg or png, as image_transport publishes it) on <{name}.image_topic>/compressed.'
+)
+_CAMERA_INFO_DESCRIPTION = (
+    'sensor_msgs/CameraInfo of camera {name}; republished scaled to the labels on '
+    '{name}/labels/camera_info.'
+)
 
 
 def read_config(node: Node) -> NodeConfig:
@@ -243,7 +254,16 @@ def read_config(node: Node) -> NodeConfig:
             f'{name}.image_topic',
             _Spec(f'{name}/image', _IMAGE_TOPIC_DESCRIPTION.format(name=name), check=_topic),
         )
-        cameras.append(CameraConfig(name, topic))
+        transport = _declare(
+            node, f'{name}.transport',
+            _Spec('raw', _TRANSPORT_DESCRIPTION.format(name=name), options=TRANSPORTS),
+        )
+        camera_info = _declare(
+            node, f'{name}.camera_info_topic',
+            _Spec(f'{name}/camera_info', _CAMERA_INFO_DESCRIPTION.format(name=name),
+                  check=_topic),
+        )
+        cameras.append(CameraConfig(name, topic, transport, camera_info))
     try:
         engine = EngineConfig(
             device=values['device'],
@@ -319,7 +339,9 @@ def _declare(node: Node, name: str, spec: _Spec) -> Any:
         **extra,
     )
     try:
-        value = node.declare_parameter(name, spec.default, descriptor).value
+        # Declared already when a lifecycle node is configured again after a cleanup.
+        value = (node.get_parameter(name) if node.has_parameter(name)
+                 else node.declare_parameter(name, spec.default, descriptor)).value
     except ParameterException as error:
         raise ParameterError(f'parameter {name!r}: {error}') from None
     if number:

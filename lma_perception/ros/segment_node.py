@@ -21,8 +21,10 @@ import contextlib
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
@@ -43,18 +45,30 @@ from rclpy.qos import (
 )
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
-from rclpy.subscription import MessageInfo, RCLError
-from sensor_msgs.msg import Image
+from rclpy.subscription import MessageInfo, RCLError, Subscription
+from rclpy.timer import Timer
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from lma_perception.codecs import ImageFormatError
 from lma_perception.continuity import FrameKey, stamp_to_ns
+from lma_perception.ros.camera_info import CameraInfoRelay
+from lma_perception.ros.class_metadata import (
+    create_label_info_publisher,
+    declare_class_parameters,
+)
+from lma_perception.ros.compressed import (
+    input_encoding,
+    input_msg_to_rgb,
+    message_type,
+    transport_topic,
+)
 from lma_perception.ros.diagnostics import HealthLimits, camera_status
-from lma_perception.ros.messages import image_msg_to_rgb
 from lma_perception.ros.outputs import CameraOutputs
 from lma_perception.ros.params import NodeConfig, ParameterError, read_config, reject_unknown
 from lma_perception.ros.signals import StopOnSignal
+from lma_perception.runtime.device import free_device_memory
 from lma_perception.runtime.engine import SegmentationEngine
 from lma_perception.runtime.latest_frames import LatestFrames
 from lma_perception.runtime.stream import (
@@ -92,40 +106,75 @@ class _Pending:
     frame: StreamFrame
 
 
-class SegmentNode(Node):
-    """Segments the images of every configured camera and publishes labels and diagnostics."""
+class SegmentationBehaviour:
+    """What the plain and the lifecycle segmentation node share, in their lifecycle's steps.
 
-    # None until __init__ gets that far, so destroy_node also works after a failed start.
+    `_configure` reads the parameters and builds the publishers, `_activate` loads the model
+    and subscribes, `_deactivate` undoes that (the model and the GPU cache are freed),
+    `_cleanup` destroys the publishers. The plain `SegmentNode` runs the first two when it is
+    made; `LifecycleSegmentNode` (`lifecycle_node.py`) runs each on its transition.
+    """
+
+    # None while inactive, so destroy_node also works after a failed start.
     _frames: LatestFrames[_Pending] | None = None
     _worker: threading.Thread | None = None
 
-    def __init__(self, *, engine: SegmentationEngine | None = None, **node_kwargs) -> None:
-        """Create the node; `engine` replaces the one the parameters describe (tests, benchmarks).
-
-        With an `engine` given, weights, device, precision, input size, memory length and write
-        policy are the engine's; `memory_length: 0` still turns the memory off.
-
-        Raises:
-            SetupError: a parameter is invalid or the model cannot be loaded.
-        """
-        super().__init__('segment_node', **node_kwargs)
+    def _configure(self, engine: SegmentationEngine | None) -> None:
         try:
             self._config: NodeConfig = read_config(self)
+            declare_class_parameters(self)
         except ParameterError as error:
             raise SetupError(str(error)) from None
+        self._given_engine = engine
+        self._engine: SegmentationEngine | None = None
+        self._device = ''
+        # Held by the worker for a whole batch and by the reset service: memories change in one
+        # thread at a time, and a reset answered is a reset done.
+        self._memory_lock = threading.Lock()
+        self._streams: list[CameraStream] = []
+        self._inputs: list[Subscription] = []
+        self._diagnostics_timer: Timer | None = None
+        self._outputs: list[CameraOutputs] = []
+        self._camera_infos: list[CameraInfoRelay] = []
+        self._loggers: list[RcutilsLogger] = []
+        with _topic_clash_as_setup_error():
+            self._create_publishers()
+
+    def _create_publishers(self) -> None:
+        for camera in self._config.cameras:
+            self._outputs.append(CameraOutputs(
+                self, camera.name, OUTPUT_QOS,
+                color_mask=self._config.publish_color_mask,
+                overlay=self._config.publish_overlay,
+                confidence=self._config.publish_confidence,
+                overlay_alpha=self._config.overlay_alpha,
+            ))
+            self._camera_infos.append(CameraInfoRelay(self, camera.name, OUTPUT_QOS))
+            self._loggers.append(self.get_logger().get_child(camera.name))
+        self._label_info = create_label_info_publisher(self)
+        self._reset_service = self.create_service(
+            Trigger, '~/reset_memory', self._on_reset_memory
+        )
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+
+    def _activate(self) -> None:
+        engine = self._given_engine
         self._engine = engine if engine is not None else _load_engine(self._config)
         self._device = str(self._engine.device)
-        try:
-            self._create_entities()
-        except RCLError as error:  # a topic that exists with another message type
-            raise SetupError(
-                f'cannot create the node\'s topics: {str(error).split(", at ")[0]} (does an '
-                'image_topic name one of the node\'s own topics, /diagnostics or an output?)'
-            ) from None
+        _warm_up(self._engine)
+        self._frames = LatestFrames(len(self._config.cameras))
+        with _topic_clash_as_setup_error():
+            self._subscribe()
         try:
             reject_unknown(self)  # now that every topic's qos_overrides are declared too
         except ParameterError as error:
             raise SetupError(str(error)) from None
+        # Steady clock: diagnostics keep coming (and report silence) when sim time stops.
+        self._diagnostics_timer = self.create_timer(
+            self._config.diagnostics_period_s,
+            self._publish_diagnostics,
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
+        )
         # A daemon, so a node that is never destroyed cannot keep the process from exiting;
         # destroy_node() is what stops it properly.
         self._worker = threading.Thread(
@@ -141,20 +190,13 @@ class SegmentNode(Node):
             f'{self._engine.input_size[1]}x{self._engine.input_size[0]}, memory {memory}'
         )
 
-    def _create_entities(self) -> None:
-        """Create the streams, subscriptions, outputs, service and diagnostics."""
-        self._frames = LatestFrames(len(self._config.cameras))
-        # Held by the worker for a whole batch and by the reset service: memories change in one
-        # thread at a time, and a reset answered is a reset done.
-        self._memory_lock = threading.Lock()
-        self._streams: list[CameraStream] = []
-        self._outputs: list[CameraOutputs] = []
-        self._loggers: list[RcutilsLogger] = []
+    def _subscribe(self) -> None:
+        streams = []
         for index, camera in enumerate(self._config.cameras):
             # Callbacks only run once the node spins, after this loop has built every stream.
             subscription = self.create_subscription(
-                Image,
-                camera.image_topic,
+                message_type(camera.transport),
+                transport_topic(camera.image_topic, camera.transport),
                 lambda msg, info, index=index: self._on_image(index, msg, info),
                 INPUT_QOS,
                 event_callbacks=SubscriptionEventCallbacks(
@@ -165,7 +207,12 @@ class SegmentNode(Node):
                 ),
                 qos_overriding_options=QoSOverridingOptions.with_default_policies(),
             )
-            self._streams.append(CameraStream(
+            self._inputs.append(subscription)
+            self._inputs.append(self.create_subscription(
+                CameraInfo, camera.camera_info_topic, self._camera_infos[index].receive,
+                INPUT_QOS,
+            ))
+            streams.append(CameraStream(
                 camera.name,
                 # `memory_length: 0` turns the memory off even with an engine given.
                 self._engine.new_memory() if self._config.engine.memory_length else None,
@@ -173,30 +220,37 @@ class SegmentNode(Node):
                 max_gap_s=self._config.reset_gap_s,
                 latency_window=self._config.latency_window,
             ))
-            self._outputs.append(CameraOutputs(
-                self, camera.name, OUTPUT_QOS,
-                color_mask=self._config.publish_color_mask,
-                overlay=self._config.publish_overlay,
-                confidence=self._config.publish_confidence,
-                overlay_alpha=self._config.overlay_alpha,
-            ))
-            self._loggers.append(self.get_logger().get_child(camera.name))
-        self.create_service(Trigger, '~/reset_memory', self._on_reset_memory)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        # Steady clock: diagnostics keep coming (and report silence) when sim time stops.
-        self.create_timer(
-            self._config.diagnostics_period_s,
-            self._publish_diagnostics,
-            clock=Clock(clock_type=ClockType.STEADY_TIME),
-        )
+        self._streams = streams
 
-    def destroy_node(self) -> None:
-        """Stop the worker after its current batch, then release the ROS entities."""
+    def _deactivate(self) -> None:
+        """Stop the worker after its current batch, unsubscribe and free the model."""
         if self._frames is not None:
             self._frames.close()
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join()
-        super().destroy_node()
+        self._frames = self._worker = None
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription)
+        self._inputs = []
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+        with self._memory_lock:
+            self._streams = []
+        self._engine = None
+        free_device_memory()
+
+    def _cleanup(self) -> None:
+        """Destroy what `_configure` made: publishers and the reset service."""
+        for outputs in self._outputs:
+            outputs.destroy()
+        for relay in self._camera_infos:
+            relay.destroy()
+        for publisher in (self._diagnostics, self._label_info):
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+        self.destroy_service(self._reset_service)
+        self._outputs, self._camera_infos, self._loggers = [], [], []
 
     @property
     def device(self) -> str:
@@ -206,33 +260,35 @@ class SegmentNode(Node):
     @property
     def idle(self) -> bool:
         """True when every received frame has been segmented (or dropped) and published."""
-        return self._frames.idle
+        return self._frames is None or self._frames.idle
 
     def camera_snapshots(self) -> list[StreamSnapshot]:
         """Return the current figures of every camera, as the diagnostics show them."""
         now_s = time.monotonic()
         return [stream.snapshot(now_s) for stream in self._streams]
 
-    def _on_image(self, index: int, msg: Image, info: MessageInfo) -> None:
+    def _on_image(self, index: int, msg: Image | CompressedImage, info: MessageInfo) -> None:
         """Decode the frame and hand it to its stream; the worker takes the newest one."""
         arrived_s = time.monotonic()
         stream = self._streams[index]
         sequence, publisher = info['publication_sequence_number'], info['publisher_gid']
         if sequence is not None and publisher is not None:  # where the RMW reports them
             stream.track_sequence(arrived_s, bytes(publisher['data']), sequence)
+        encoding = input_encoding(msg)
         try:
-            image = image_msg_to_rgb(msg)
+            image = input_msg_to_rgb(msg)
         except ImageFormatError as error:
-            stream.record_bad_input(arrived_s, str(error), encoding=msg.encoding)
+            stream.record_bad_input(arrived_s, str(error), encoding=encoding)
             self._loggers[index].error(
                 f'camera {stream.name}: bad image on {stream.source}: {error}',
                 throttle_duration_sec=LOG_PERIOD_S,
             )
             return
         decode_ms = (time.monotonic() - arrived_s) * 1e3
-        key = FrameKey(stamp_to_ns(msg.header.stamp), msg.header.frame_id, msg.height, msg.width)
+        height, width = image.shape[:2]
+        key = FrameKey(stamp_to_ns(msg.header.stamp), msg.header.frame_id, height, width)
         # Before the handover: the worker must never take the frame ahead of its epoch.
-        epoch, reason = stream.receive(key, arrived_s, encoding=msg.encoding)
+        epoch, reason = stream.receive(key, arrived_s, encoding=encoding)
         if reason is not None:
             self._loggers[index].info(
                 f'camera {stream.name}: memory cleared ({reason})',
@@ -300,6 +356,11 @@ class SegmentNode(Node):
             outputs = self._outputs[index].publish(
                 pending.header, pending.frame.image, result.labels, result.confidence
             )
+            image_size = pending.frame.image.shape[1::-1]
+            if self._camera_infos[index].publish(
+                pending.header, image_size, result.labels.shape[::-1]
+            ):
+                outputs += ('camera_info',)
             self._streams[index].record_output(
                 pending.frame, result, time.monotonic(),
                 publish_ms=(time.perf_counter() - started) * 1e3, outputs=outputs,
@@ -321,6 +382,35 @@ class SegmentNode(Node):
         self._diagnostics.publish(array)
 
 
+class SegmentNode(SegmentationBehaviour, Node):
+    """Segments the images of every configured camera and publishes labels and diagnostics."""
+
+    def __init__(self, *, engine: SegmentationEngine | None = None, **node_kwargs) -> None:
+        """Create the node; `engine` replaces the one the parameters describe (tests, benchmarks).
+
+        With an `engine` given, weights, device, precision, input size, memory length and write
+        policy are the engine's; `memory_length: 0` still turns the memory off.
+
+        Raises:
+            SetupError: a parameter is invalid or the model cannot be loaded.
+        """
+        super().__init__('segment_node', **node_kwargs)
+        self._configure(engine)
+        self._activate()
+
+    def destroy_node(self) -> None:
+        """Stop the worker after its current batch, then release the ROS entities."""
+        if hasattr(self, '_memory_lock'):
+            self._deactivate()
+        super().destroy_node()
+
+
+def _warm_up(engine: SegmentationEngine) -> None:
+    """One forward pass without memory, so the first camera frame is not the slow one."""
+    height, width = engine.input_size
+    engine.segment([np.zeros((height, width, 3), np.uint8)], [None])
+
+
 def _load_engine(config: NodeConfig) -> SegmentationEngine:
     source = config.weights or 'the shipped weights'
     try:
@@ -333,6 +423,15 @@ def main(args: list[str] | None = None, stop: StopOnSignal | None = None) -> int
     """Run the node until SIGINT or SIGTERM; exit status 1 when it cannot start.
 
     `stop`: signal handling already installed by the caller (before its imports).
+    """
+    return run_node(SegmentNode, args, stop)
+
+
+def run_node(
+    make_node: Callable[[], Node], args: list[str] | None, stop: StopOnSignal | None = None
+) -> int:
+    """Make the node, spin it until SIGINT or SIGTERM; 1 when it raises SetupError.
+
     On a signal the worker finishes its batch and is joined, the node is destroyed, and only
     then the context shuts down, so nothing publishes into a context that is gone.
     """
@@ -341,7 +440,7 @@ def main(args: list[str] | None = None, stop: StopOnSignal | None = None) -> int
             stop = stack.enter_context(StopOnSignal())
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
-                node = SegmentNode()
+                node = make_node()
             except SetupError as error:
                 rclpy.logging.get_logger('segment_node').fatal(str(error))
                 return 1
@@ -352,6 +451,18 @@ def main(args: list[str] | None = None, stop: StopOnSignal | None = None) -> int
                     executor.spin_once(timeout_sec=SPIN_POLL_S)
                 executor.shutdown()
     return 0
+
+
+@contextlib.contextmanager
+def _topic_clash_as_setup_error():
+    """Turn a topic that exists with another message type into a SetupError naming it."""
+    try:
+        yield
+    except RCLError as error:
+        raise SetupError(
+            f'cannot create the node\'s topics: {str(error).split(", at ")[0]} (does an '
+            'image_topic name one of the node\'s own topics, /diagnostics or an output?)'
+        ) from None
 
 
 if __name__ == '__main__':

@@ -69,3 +69,9 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so that wall-clock stage timings are true."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
+
+
+def free_device_memory() -> None:
+    """Give cached GPU memory back to the driver once a model is dropped (no-op without CUDA)."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
