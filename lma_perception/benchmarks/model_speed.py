@@ -22,7 +22,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from lma_perception.arguments import network_size, positive_int
 from lma_perception.memory import MemoryBank, MemoryBatch
@@ -79,6 +78,10 @@ def peak_gflops(threads: int | None) -> float:
 
 def counted_macs(model: torch.nn.Module, size: tuple[int, int], memory_length: int) -> float:
     """Multiply-adds of one frame (see the module notes)."""
+    # Imported here: flop_counter imports Triton where it is installed, and Triton must not be
+    # imported as a side effect of importing the package (its interpreter mode is chosen then).
+    from torch.utils.flop_counter import FlopCounterMode
+
     frame = torch.rand(1, 3, *size)
     with torch.inference_mode():
         if model.model_config.lma is None:

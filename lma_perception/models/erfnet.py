@@ -48,6 +48,8 @@ def input_size_problem(size: Sequence[int], stride: int = STRIDE) -> str | None:
 
 def check_input_size(height: int, width: int, stride: int = STRIDE) -> None:
     """Raise a ValueError unless both sides are positive multiples of the network stride."""
+    if torch.jit.is_tracing():  # the sides are traced tensors; an export checks its size first
+        return
     problem = input_size_problem((height, width), stride)
     if problem is not None:
         raise ValueError(f'{problem}: resize or pad the image first')
