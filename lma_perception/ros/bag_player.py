@@ -37,6 +37,9 @@ from lma_perception.ros.signals import StopOnSignal
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 # What a best-effort reader on this machine needs at most to take a sample already written.
 DELIVERY_GRACE_S = 0.5
+# A writer can see its reader before the reader sees the writer, and a best-effort, volatile
+# reader loses what comes in between: after the last subscriber appears, this much more time.
+MATCH_SETTLE_S = 0.5
 
 
 class ReplayError(RuntimeError):
@@ -110,7 +113,10 @@ class BagPlayer(Node):
         while True:
             lonely = [topic for topic, publisher in waited.items()
                       if publisher.get_subscription_count() == 0]
-            if not lonely or time.monotonic() >= deadline:
+            if not lonely:
+                time.sleep(MATCH_SETTLE_S)
+                return lonely
+            if time.monotonic() >= deadline:
                 return lonely
             time.sleep(0.02)
 
