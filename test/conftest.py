@@ -63,3 +63,33 @@ def ros_context():
     rclpy.init(context=context, domain_id=next_domain_id())
     yield context
     context.try_shutdown()
+
+
+@pytest.fixture(scope='module')
+def engine():
+    """A small randomly initialised LMA-ERFNet on the CPU (64x128 input), for node tests."""
+    from lma_perception.models import create_model
+    from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
+
+    return SegmentationEngine(
+        create_model('lma_erfnet').eval(), EngineConfig(device='cpu', input_size=(64, 128))
+    )
+
+
+@pytest.fixture
+def graph(ros_context):
+    """Start nodes (`graph(*nodes)`) spinning in the background; destroy them after the test."""
+    from lma_perception.ros.spinning import BackgroundSpinner
+
+    spinner = BackgroundSpinner(ros_context)
+    nodes = []
+
+    def start(*new_nodes):
+        for node in new_nodes:
+            spinner.add(node)
+            nodes.append(node)
+
+    yield start
+    spinner.stop()
+    for node in nodes:
+        node.destroy_node()

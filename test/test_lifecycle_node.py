@@ -17,6 +17,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
+from test_segment_node import wait_until
 
 from lma_perception.continuity import stamp_to_ns
 from lma_perception.ros.lifecycle_node import LifecycleSegmentNode
@@ -25,25 +26,6 @@ from lma_perception.ros.spinning import BackgroundSpinner
 
 TIMEOUT_S = 30.0
 QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-
-
-@pytest.fixture(scope='module')
-def engine():
-    from lma_perception.models import create_model
-    from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
-
-    return SegmentationEngine(
-        create_model('lma_erfnet').eval(), EngineConfig(device='cpu', input_size=(64, 128))
-    )
-
-
-def wait_until(condition, timeout_s=TIMEOUT_S):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 class Manager(Node):

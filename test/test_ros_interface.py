@@ -15,6 +15,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from test_segment_node import wait_until
 
 from lma_perception.codecs import compressed_to_rgb
 from lma_perception.continuity import stamp_to_ns
@@ -22,45 +23,9 @@ from lma_perception.labels import TRAIN_LABELS
 from lma_perception.ros.compressed import rgb_to_compressed_msg
 from lma_perception.ros.messages import array_to_image_msg, mono8_msg_to_array
 from lma_perception.ros.segment_node import SegmentNode, SetupError
-from lma_perception.ros.spinning import BackgroundSpinner
 
 TIMEOUT_S = 30.0
 QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-
-
-@pytest.fixture(scope='module')
-def engine():
-    from lma_perception.models import create_model
-    from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
-
-    return SegmentationEngine(
-        create_model('lma_erfnet').eval(), EngineConfig(device='cpu', input_size=(64, 128))
-    )
-
-
-@pytest.fixture
-def graph(ros_context):
-    spinner = BackgroundSpinner(ros_context)
-    nodes = []
-
-    def start(*new_nodes):
-        for node in new_nodes:
-            spinner.add(node)
-            nodes.append(node)
-
-    yield start
-    spinner.stop()
-    for node in nodes:
-        node.destroy_node()
-
-
-def wait_until(condition, timeout_s=TIMEOUT_S):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def scene(height=64, width=128, seed=0):

@@ -28,7 +28,6 @@ from lma_perception.continuity import stamp_to_ns
 from lma_perception.labels import PALETTE
 from lma_perception.ros.messages import array_to_image_msg, mono8_msg_to_array
 from lma_perception.ros.segment_node import SegmentNode, SetupError, main
-from lma_perception.ros.spinning import BackgroundSpinner
 
 TIMEOUT_S = 30.0
 QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -36,16 +35,6 @@ VALID_LABELS = set(range(19)) | {255}
 
 
 # --- the node on a real graph ---------------------------------------------------------------
-
-
-@pytest.fixture(scope='module')
-def engine():
-    from lma_perception.models import create_model
-    from lma_perception.runtime.engine import EngineConfig, SegmentationEngine
-
-    return SegmentationEngine(
-        create_model('lma_erfnet').eval(), EngineConfig(device='cpu', input_size=(64, 128))
-    )
 
 
 def _stamp_ns(msg):
@@ -111,23 +100,6 @@ class Probe(Node):
                 if status.hardware_id == camera:
                     return status
         return None
-
-
-@pytest.fixture
-def graph(ros_context):
-    """Start nodes (`graph(*nodes)`) spinning in the background; destroy them after the test."""
-    spinner = BackgroundSpinner(ros_context)
-    nodes = []
-
-    def start(*new_nodes):
-        for node in new_nodes:
-            spinner.add(node)
-            nodes.append(node)
-
-    yield start
-    spinner.stop()
-    for node in nodes:
-        node.destroy_node()
 
 
 def _node(engine, ros_context, cameras=('front', 'rear'), **parameters):
