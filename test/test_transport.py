@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import test_segment_node
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
@@ -35,10 +34,6 @@ from lma_perception.runtime.frame_loss import RecentLoss, SequenceGaps
 from lma_perception.runtime.stream import CameraStream
 
 TIMEOUT_S = 60.0
-# The fixtures of the node tests: a model, and nodes spinning in the background.
-engine = test_segment_node.engine
-graph = test_segment_node.graph
-
 
 # --- the profile -------------------------------------------------------------------------------
 
