@@ -25,6 +25,8 @@ Implementations, all with the same signature and results (to float rounding):
   two batched matrix products per tile against that region, with positions outside each pixel's
   own window masked out. Nothing of size P² × map is ever built; work is done in bands of tiles
   to bound the temporary memory.
+- :func:`local_memory_read_gathered`: the blocked read in operators that export to ONNX
+  (gathers of constant indices instead of strided views), for the deployment runtimes.
 
 `lma_perception.models.memory_kernels` picks one by device, a fused kernel included.
 """
@@ -240,11 +242,23 @@ def local_memory_read_blocked(
 # Logit of a position that must get no weight in the gathered read: finite (unlike -inf), so a
 # stream whose slots are all empty still has a finite softmax, whose read is then zeroed.
 MASKED_LOGIT = -1e30
+# Tiles the gathered read processes per step. Its logits are then 4 × 64 pixels × T·784
+# positions (3 MB at T = 4), which stay in cache from the product that writes them through the
+# softmax to the product that reads them; the whole map at once streams all logits and 12× the
+# memory's values through main memory, which ONNX Runtime ran markedly slower (README,
+# Deployment runtimes). Steps of 2 to 4 tiles were fastest there; fewer run too little at once.
+TILES_PER_STEP = 4
 
 
-def _tile_starts(tiles: int, tile: int, region: int) -> torch.Tensor:
-    """tiles×region indices of the padded rows (or columns) each tile's halo region covers."""
-    return (torch.arange(tiles) * tile).view(tiles, 1) + torch.arange(region).view(1, region)
+def _region_index(tiles: tuple[int, int], tile: tuple[int, int], window: int,
+                  padded_width: int) -> torch.Tensor:
+    """tiles×R flat indices (row · padded width + column) of each tile's halo region."""
+    (tiles_y, tiles_x), (tile_h, tile_w) = tiles, tile
+    rows = (torch.arange(tiles_y) * tile_h).view(-1, 1, 1, 1) + torch.arange(
+        tile_h + window - 1).view(1, 1, -1, 1)
+    cols = (torch.arange(tiles_x) * tile_w).view(1, -1, 1, 1) + torch.arange(
+        tile_w + window - 1).view(1, 1, 1, -1)
+    return (rows * padded_width + cols).reshape(tiles_y * tiles_x, -1)
 
 
 def local_memory_read_gathered(
@@ -255,57 +269,65 @@ def local_memory_read_gathered(
     """Read the memory as the blocked read does, in operators that export to ONNX (B×Dv×H×W).
 
     Same arguments and result as :func:`local_memory_read_reference`. Where
-    :func:`local_memory_read_blocked` takes strided views band by band, this read gathers
-    every tile's halo region at once with index selects of constant indices, and masks with
-    a finite logit, so that it traces to standard ONNX operators (Gather, MatMul, Softmax)
-    with a dynamic batch and slot count. The whole map's regions are held at once: about
-    12× the memory's values, 100 MB at 1024×512 with T = 4.
+    :func:`local_memory_read_blocked` takes strided views of the memory, this read gathers each
+    tile's halo region with one index select of constant indices over the flattened padded map,
+    whose positions hold all T slots side by side, and masks with a finite logit: it traces to
+    standard ONNX operators (Gather, MatMul, Softmax) with a dynamic batch and slot count. It
+    works through :data:`TILES_PER_STEP` tiles at a time, so that each step's regions and
+    logits stay in cache.
     """
     check_inputs(query_key, memory_keys, memory_values, window)
     batch = query_key.shape[0]
     # Plain ints: an exported graph has a fixed map size, only batch and slots are dynamic.
     key_dim, height, width = (int(size) for size in query_key.shape[1:])
+    value_dim = int(memory_values.shape[2])
     half, (tile_h, tile_w) = window // 2, TILE
     tiles_y, tiles_x = -(-height // tile_h), -(-width // tile_w)
     pad_h, pad_w = tiles_y * tile_h - height, tiles_x * tile_w - width
-    region_h, region_w = tile_h + window - 1, tile_w + window - 1
-    pixels = tile_h * tile_w
-    rows = _tile_starts(tiles_y, tile_h, region_h).flatten().to(query_key.device)
-    cols = _tile_starts(tiles_x, tile_w, region_w).flatten().to(query_key.device)
+    pixels, tiles = tile_h * tile_w, tiles_y * tiles_x
+    region = (tile_h + window - 1) * (tile_w + window - 1)
+    index = _region_index(
+        (tiles_y, tiles_x), TILE, window, tiles_x * tile_w + 2 * half
+    ).to(query_key.device)
 
-    keys = pad(memory_keys, (half, half + pad_w, half, half + pad_h))
-    keys = keys.index_select(3, rows).index_select(4, cols)  # B×T×Dk×(ty·Rh)×(tx·Rw)
-    keys = keys.reshape(batch, -1, key_dim, tiles_y, region_h, tiles_x, region_w)
-    keys = keys.permute(0, 3, 5, 2, 1, 4, 6).reshape(batch, tiles_y * tiles_x, key_dim, -1)
-    values = pad(
-        memory_values.permute(0, 1, 3, 4, 2), (0, 0, half, half + pad_w, half, half + pad_h)
-    )
-    values = values.index_select(2, rows).index_select(3, cols)  # B×T×(ty·Rh)×(tx·Rw)×Dv
-    value_dim = int(values.shape[-1])
-    values = values.reshape(batch, -1, tiles_y, region_h, tiles_x, region_w, value_dim)
-    values = values.permute(0, 2, 4, 1, 3, 5, 6).reshape(
-        batch, tiles_y * tiles_x, -1, value_dim
-    )
+    def positions(memory: torch.Tensor) -> torch.Tensor:
+        # B×T×D×H×W → B×(padded H·W)×(T·D): each padded position's slots next to each other.
+        slots, depth = memory.shape[1], memory.shape[2]
+        memory = pad(memory.permute(0, 3, 4, 1, 2),
+                     (0, 0, 0, 0, half, half + pad_w, half, half + pad_h))
+        return memory.reshape(batch, -1, slots * depth)
+
+    keys, values = positions(memory_keys), positions(memory_values)
     query = pad(query_key, (0, pad_w, 0, pad_h)).reshape(
         batch, key_dim, tiles_y, tile_h, tiles_x, tile_w
-    ).permute(0, 2, 4, 3, 5, 1).reshape(batch, tiles_y * tiles_x, pixels, key_dim)
+    ).permute(0, 2, 4, 3, 5, 1).reshape(batch, tiles, pixels, key_dim)
 
     window_bias = _window_bias(tile_h, tile_w, window).to(query_key.device, query_key.dtype)
-    bias = window_bias.clamp_min(MASKED_LOGIT).view(1, 1, pixels, 1, -1)  # 1×1×P×1×R
+    bias = window_bias.clamp_min(MASKED_LOGIT).view(1, 1, pixels, region, 1)  # 1×1×P×R×1
     if valid is not None or slot_bias is not None:
         slot_logit = torch.zeros_like(memory_keys[:, :, 0, 0, 0])  # B×T
         if slot_bias is not None:
             slot_logit = slot_logit + slot_bias.to(slot_logit.dtype)
         if valid is not None:
             slot_logit = slot_logit.masked_fill(~valid.to(torch.bool), MASKED_LOGIT)
-        bias = bias + slot_logit.view(batch, 1, 1, -1, 1)
+        bias = bias + slot_logit.view(batch, 1, 1, 1, -1)
     else:
-        bias = bias.expand(1, 1, pixels, memory_keys.shape[1], bias.shape[-1])
-    bias = bias.reshape(bias.shape[0], 1, pixels, -1)  # ×(T·R), slot-major as the regions
+        bias = bias.expand(1, 1, pixels, region, memory_keys.shape[1])
+    bias = bias.reshape(bias.shape[0], 1, pixels, -1)  # ×(R·T), position-major as the regions
 
-    weights = (query @ keys + bias).softmax(-1)
-    read = weights @ values  # B×tiles×P×Dv
-    read = read.reshape(batch, tiles_y, tiles_x, tile_h, tile_w, value_dim)
+    reads = []
+    for start in range(0, tiles, TILES_PER_STEP):
+        step_index = index[start:start + TILES_PER_STEP]
+        step_tiles = step_index.shape[0]
+        step_keys = keys.index_select(1, step_index.flatten()).reshape(
+            batch, step_tiles, -1, key_dim
+        )
+        step_values = values.index_select(1, step_index.flatten()).reshape(
+            batch, step_tiles, -1, value_dim
+        )
+        weights = (query[:, start:start + step_tiles] @ step_keys.transpose(-1, -2) + bias)
+        reads.append(weights.softmax(-1) @ step_values)  # B×tiles×P×Dv
+    read = torch.cat(reads, 1).reshape(batch, tiles_y, tiles_x, tile_h, tile_w, value_dim)
     read = read.permute(0, 5, 1, 3, 2, 4).reshape(
         batch, value_dim, tiles_y * tile_h, tiles_x * tile_w
     )
