@@ -24,6 +24,7 @@ from lma_perception.synthetic.generator import SynthConfig, generate_sequence
 CAMERAS = ('front', 'front_left', 'front_right')
 SEQUENCES, FRAMES = 2, 5
 MIN_AGREEMENT = 0.999
+MIN_REDUCED_PRECISION_AGREEMENT = 0.995
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -71,9 +72,9 @@ def _stream(engine: SegmentationEngine, clips) -> tuple[np.ndarray, list[list[bo
     return np.stack(labels), written, fills
 
 
-def _engine(backend: str) -> SegmentationEngine:
-    config = EngineConfig(device='cpu', backend=backend, write_policy='adaptive',
-                          write_threshold=0.02)
+def _engine(backend: str, precision: str = 'fp32') -> SegmentationEngine:
+    config = EngineConfig(device='cpu', backend=backend, precision=precision,
+                          write_policy='adaptive', write_threshold=0.02)
     return SegmentationEngine.from_checkpoint(None, config)
 
 
@@ -106,6 +107,22 @@ def test_lma_labels_match_torch_stream_by_stream(backend, clips, torch_run):
     assert fills == expected_fills
     assert any(not all(w) for w in written)
     assert any(len(set(f)) > 1 and max(f) > 0 for f in fills)  # mixed fills in one batch
+
+
+def test_bf16_on_the_cpu_keeps_the_labels(clips, torch_run):
+    import openvino
+
+    if 'BF16' not in openvino.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES'):
+        pytest.skip('this CPU has neither AVX-512 BF16 nor AMX, so no bf16 backend runs here')
+    expected, _, expected_fills = torch_run
+    engine = _engine('auto', precision='bf16')
+    assert engine.backend_name == 'openvino'
+    labels, _, fills = _stream(engine, clips)
+    for camera in range(len(CAMERAS)):
+        agreement = (labels[:, camera] == expected[:, camera]).mean()
+        assert MIN_REDUCED_PRECISION_AGREEMENT <= agreement < 1, (CAMERAS[camera], agreement)
+    # The adaptive policy sees bf16 keys, yet still skips the repeated frames.
+    assert fills == expected_fills
 
 
 @pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
@@ -177,8 +194,13 @@ def test_tensorrt_without_cuda_says_so():
 
 
 def test_runtime_backends_refuse_settings_they_cannot_run():
-    with pytest.raises(ValueError, match="runs fp32 only"):
+    with pytest.raises(ValueError, match="'openvino' does not run fp16 on cpu"):
         EngineConfig(backend='openvino', precision='fp16')
+    with pytest.raises(ValueError, match="'onnxruntime' does not run bf16 on cpu; bf16 runs "
+                                         "with torch on cuda; openvino on cpu"):
+        EngineConfig(backend='onnxruntime', precision='bf16')
+    with pytest.raises(ValueError, match="'torch' does not run bf16 on cpu"):
+        _engine('torch', precision='bf16')
     with pytest.raises(ValueError, match="runs on the CPU"):
         EngineConfig(backend='onnxruntime', device='cuda')
     with pytest.raises(ValueError, match="unknown backend 'tflite'"):

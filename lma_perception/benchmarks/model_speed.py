@@ -5,11 +5,12 @@ runs the same step as the engine: ERFNet a forward pass, LMA-ERFNet a streaming 
 a full memory of T frames per stream and writes the new frame into it; both end in uint8 labels
 (argmax on the backend's side). The backends take turns, one step each, in an order that
 rotates every round, so that a machine shared with other work slows them alike and the ratios
-hold. Reported per row: min and median ms, torch eager's median over this one's, LMA/ERFNet
-(medians, same backend, size and batch), and the share of the CPU's fp32 peak reached, from the
-multiply-adds counted on the torch model (convolutions and matrix products as PyTorch's
-FlopCounterMode counts them, with the memory read at its useful T·P²·(Dk+Dv) per pixel) and
-the peak measured by a short fp32 matrix-product probe at start.
+hold. Reduced precisions the CPU runs (bf16 in OpenVINO on CPUs with AVX-512 BF16 or AMX) are
+further rows, ``openvino/bf16``. Reported per row: min and median ms, torch eager's median over
+this one's, LMA/ERFNet (medians, same backend, size and batch), and the share of the CPU's
+fp32 peak reached, from the multiply-adds counted on the torch model (convolutions and matrix
+products as PyTorch's FlopCounterMode counts them, with the memory read at its useful
+T·P²·(Dk+Dv) per pixel) and the peak measured by a short fp32 matrix-product probe at start.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import torch
 from lma_perception.arguments import network_size, positive_int
 from lma_perception.memory import MemoryBank, MemoryBatch
 from lma_perception.models import create_model
-from lma_perception.runtime.backend_names import CPU_RUNTIMES
-from lma_perception.runtime.backends import create_backend, runtime_version
+from lma_perception.runtime.backend_names import CPU_RUNTIMES, precision_problem
+from lma_perception.runtime.backends import BackendError, create_backend, runtime_version
 from lma_perception.runtime.device import prepare_model
 
 DEFAULT_SIZES = ('512x256', '1024x512')
@@ -53,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='batch sizes (default: 1 3)')
     parser.add_argument('--backends', nargs='+', choices=('torch', *CPU_RUNTIMES),
                         help='backends to compare (default: every one installed)')
+    parser.add_argument('--precisions', nargs='+', choices=('fp32', 'bf16'),
+                        default=['fp32', 'bf16'],
+                        help='precisions to run, each by the backends that run it on the CPU '
+                        '(default: fp32 bf16)')
     parser.add_argument('--memory-length', type=positive_int, default=4,
                         help='T, frames in memory')
     parser.add_argument(
@@ -108,10 +113,11 @@ def counted_macs(model: torch.nn.Module, size: tuple[int, int], memory_length: i
 class _Case:
     """One backend's step of one model at one size and batch, memory kept full."""
 
-    def __init__(self, backend_name: str, model: torch.nn.Module, size: tuple[int, int],
-                 batch: int, memory_length: int, threads: int | None) -> None:
+    def __init__(self, backend_name: str, precision: str, model: torch.nn.Module,
+                 size: tuple[int, int], batch: int, memory_length: int,
+                 threads: int | None) -> None:
         device = torch.device('cpu')
-        self.backend = create_backend(backend_name, model, device, size, threads)
+        self.backend = create_backend(backend_name, model, device, size, threads, precision)
         generator = np.random.default_rng(0)
         images = generator.integers(0, 256, (batch, *size, 3), dtype=np.uint8)
         if backend_name == 'torch':
@@ -159,15 +165,20 @@ def main(args: argparse.Namespace) -> int:
     backends = args.backends or installed_backends()
     if 'torch' not in backends:
         backends = ['torch', *backends]  # the baseline of the ratios
+    variants = {  # row label → (backend, precision)
+        name if precision == 'fp32' else f'{name}/{precision}': (name, precision)
+        for precision in dict.fromkeys(['fp32', *args.precisions]) for name in backends
+        if precision_problem(name, precision, 'cpu') is None
+    }
     peak = peak_gflops(args.threads)
     versions = ', '.join(
         f'{name} {torch.__version__ if name == "torch" else runtime_version(name)}'
         for name in backends
     )
-    print(f'ERFNet vs LMA-ERFNet per step (LMA: memory T={args.memory_length}, full), fp32, '
-          f'CPU, {torch.get_num_threads()} torch threads; {versions}; backends interleaved '
-          f'round-robin; fp32 peak probe {peak:.0f} GFLOP/s')
-    print(f'{"backend":<12}{"model":<12}{"size":>9}{"batch":>6}{"min ms":>9}{"median ms":>11}'
+    print(f'ERFNet vs LMA-ERFNet per step (LMA: memory T={args.memory_length}, full), CPU, '
+          f'{torch.get_num_threads()} torch threads; {versions}; backends interleaved '
+          f'round-robin; fp32 peak probe {peak:.0f} GFLOP/s ("of peak": of that fp32 peak)')
+    print(f'{"backend":<17}{"model":<12}{"size":>9}{"batch":>6}{"min ms":>9}{"median ms":>11}'
           f'{"vs torch":>10}{"LMA/ERFNet":>12}{"GMAC":>7}{"of peak":>9}')
     torch.manual_seed(0)
     models = {name: prepare_model(create_model(name), torch.device('cpu')) for name in MODELS}
@@ -178,10 +189,16 @@ def main(args: argparse.Namespace) -> int:
             repeats = args.repeats or (10 if size[0] * size[1] * batch <= 2**17 else 5)
             medians: dict[tuple[str, str], float] = {}
             for model_name, model in models.items():
-                cases = {name: _Case(name, model, size, batch, args.memory_length, args.threads)
-                         for name in backends}
+                cases = {}
+                for label, (name, precision) in list(variants.items()):
+                    try:
+                        cases[label] = _Case(name, precision, model, size, batch,
+                                             args.memory_length, args.threads)
+                    except BackendError as error:  # e.g. bf16 on a CPU without it
+                        print(f'{label}: not run: {error}')
+                        del variants[label]
                 times = measure(cases, repeats)
-                for name in backends:
+                for name in cases:
                     medians[name, model_name] = statistics.median(times[name])
                     _print_row(name, model_name, size, batch, times[name], medians,
                                macs[model_name], peak)
@@ -196,5 +213,5 @@ def _print_row(backend: str, model: str, size: tuple[int, int], batch: int,
     erfnet = medians.get((backend, 'erfnet'))
     lma_ratio = f'{median / erfnet:.2f}' if model == 'lma_erfnet' and erfnet else '-'
     share = 2 * macs * batch / (median / 1e3) / (peak * 1e9)
-    print(f'{backend:<12}{model:<12}{f"{size[1]}x{size[0]}":>9}{batch:>6}{min(times):>9.1f}'
+    print(f'{backend:<17}{model:<12}{f"{size[1]}x{size[0]}":>9}{batch:>6}{min(times):>9.1f}'
           f'{median:>11.1f}{versus_torch:>9.2f}×{lma_ratio:>12}{macs / 1e9:>7.2f}{share:>9.0%}')

@@ -28,7 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--weights', type=Path,
                         help='checkpoint file (default: the weights shipped with the package)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--precision', default='fp32', help='fp32, fp16 or bf16 (CUDA only)')
+    parser.add_argument(
+        '--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'),
+        help='fp32 (default); bf16: OpenVINO on CPUs with AVX-512 BF16 or AMX, or torch on '
+        'CUDA; fp16: torch on CUDA',
+    )
     add_backend_argument(parser)
     parser.add_argument('--input-size', type=network_size, metavar='WxH',
                         help="network input size (default: the checkpoint's training size)")

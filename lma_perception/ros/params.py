@@ -153,7 +153,9 @@ PARAMETERS: dict[str, _Spec] = {
         options=BACKENDS,
     ),
     'precision': _Spec(
-        _DEFAULT_ENGINE.precision, 'Compute precision (half precisions need CUDA).',
+        _DEFAULT_ENGINE.precision,
+        'Compute precision: bf16 runs in openvino on CPUs with AVX-512 BF16 or AMX and in torch '
+        'on CUDA, fp16 in torch on CUDA.',
         options=tuple(PRECISIONS),
     ),
     'input_size': _Spec(

@@ -3,13 +3,13 @@
 - ``torch``: PyTorch eager, on the CPU or CUDA, any precision.
 - ``onnxruntime``: ONNX Runtime's CPU execution provider on the exported graph.
 - ``openvino``: OpenVINO on the CPU, f32 asked for explicitly (its CPU plugin would otherwise
-  run bf16 on CPUs with AVX-512 BF16 or AMX).
+  run bf16 on CPUs with AVX-512 BF16 or AMX), or bf16 when that precision is asked for.
 - ``tensorrt``: needs CUDA and the ``tensorrt`` package; neither is here, and the backend says
   so in one message rather than falling back silently.
-- ``auto``: a fixed rule (:data:`AUTO_ORDER`), the first backend of the device's list that
-  builds, each refusal logged once. On CPUs the order is the one ``lma-perception bench model``
-  measured on this project's 2-core machine (ONNX Runtime ahead of OpenVINO, both ahead of
-  torch eager; README, Deployment runtimes).
+- ``auto``: a fixed rule (`backend_names.AUTO_ORDER`), the first backend of the device's list
+  that runs the precision and builds, each refusal logged once. On CPUs the order is the one
+  ``lma-perception bench model`` measured on this project's 2-core machine (ONNX Runtime
+  ahead of OpenVINO, both ahead of torch eager; README, Deployment runtimes).
 
 Every backend takes B×H×W×3 uint8 images (torch: B×3×H×W float, its own preprocessing) and a
 :class:`~lma_perception.memory.MemoryBatch` and returns uint8 labels (argmax on the backend's
@@ -33,7 +33,7 @@ from torch import nn
 from lma_perception.memory import MemoryBatch
 from lma_perception.models.lma import LMASegmenter
 from lma_perception.models.prediction import logits_to_labels
-from lma_perception.runtime.backend_names import AUTO_ORDER
+from lma_perception.runtime.backend_names import auto_candidates, precision_problem
 from lma_perception.runtime.export_cache import cached_export
 from lma_perception.runtime.onnx_export import output_names
 
@@ -94,8 +94,10 @@ class OnnxBackend:
 
     name = ''
 
-    def __init__(self, model: nn.Module, input_size: tuple[int, int], threads: int | None):
+    def __init__(self, model: nn.Module, input_size: tuple[int, int], threads: int | None,
+                 precision: str = 'fp32') -> None:
         self.version = runtime_version(self.name)
+        self.precision = precision
         self.model = model.cpu().float().eval()
         self.uses_memory = isinstance(model, LMASegmenter)
         self.input_size = input_size
@@ -188,18 +190,24 @@ class OnnxRuntimeBackend(OnnxBackend):
 
 
 class OpenVinoBackend(OnnxBackend):
-    """OpenVINO's CPU plugin, f32 inference precision, tuned for latency."""
+    """OpenVINO's CPU plugin, f32 (or bf16) inference precision, tuned for latency."""
 
     name = 'openvino'
 
     def _open(self, path: Path) -> object:
         import openvino
 
-        config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY'}
+        core = openvino.Core()
+        precision = {'fp32': 'f32', 'bf16': 'bf16'}[self.precision]
+        if precision == 'bf16' and 'BF16' not in core.get_property(
+            'CPU', 'OPTIMIZATION_CAPABILITIES'
+        ):
+            # Asked for on a CPU without it, OpenVINO would silently run f32.
+            raise BackendError('bf16 needs a CPU with AVX-512 BF16 or AMX; this one has neither')
+        config = {'INFERENCE_PRECISION_HINT': precision, 'PERFORMANCE_HINT': 'LATENCY'}
         if self.threads:
             config['INFERENCE_NUM_THREADS'] = self.threads
-        compiled = openvino.Core().compile_model(str(path), 'CPU', config)
-        return compiled.create_infer_request()
+        return core.compile_model(str(path), 'CPU', config).create_infer_request()
 
     def _infer(self, runner: object, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         results = runner.infer(feeds)
@@ -218,14 +226,23 @@ def check_tensorrt() -> None:
 
 def create_backend(
     name: str, model: nn.Module, device: torch.device, input_size: tuple[int, int],
-    threads: int | None = None,
+    threads: int | None = None, precision: str = 'fp32',
 ) -> TorchBackend | OnnxBackend:
-    """Build backend ``name`` for a model on ``device``; ``auto`` per :data:`AUTO_ORDER`."""
+    """Build backend ``name`` for a model on ``device``; ``auto`` per `backend_names.AUTO_ORDER`.
+
+    ``precision`` is fp32 or a reduced precision the backend runs on this device
+    (`backend_names.REDUCED_PRECISION_BACKENDS`); torch applies it itself (autocast).
+    """
+    problem = precision_problem(name, precision, device.type)
+    if problem is not None:
+        raise BackendError(problem)
     if name == 'auto':
         refusals = []
-        for candidate in AUTO_ORDER[device.type]:
+        for candidate in auto_candidates(device.type, precision):
             try:
-                backend = create_backend(candidate, model, device, input_size, threads)
+                backend = create_backend(
+                    candidate, model, device, input_size, threads, precision
+                )
             except BackendError as error:
                 log.warning('%s; trying the next backend', error)
                 refusals.append(candidate)
@@ -240,5 +257,5 @@ def create_backend(
     if device.type != 'cpu':
         raise BackendError(f'backend {name!r} runs on the CPU, not on {device}')
     return {'onnxruntime': OnnxRuntimeBackend, 'openvino': OpenVinoBackend}[name](
-        model, input_size, threads
+        model, input_size, threads, precision
     )

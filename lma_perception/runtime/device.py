@@ -40,15 +40,6 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
-def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    """Return the compute dtype for a precision name; half precisions need CUDA."""
-    if name not in PRECISIONS:
-        raise ValueError(f'unknown precision {name!r}; choose one of {", ".join(PRECISIONS)}')
-    if name != 'fp32' and device.type != 'cuda':
-        raise ValueError(f'precision {name!r} needs a CUDA device, not {device}')
-    return PRECISIONS[name]
-
-
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     """Move a model to ``device`` in eval mode, channels-last.
 

@@ -46,7 +46,7 @@ from lma_perception.models.checkpoint import (
 )
 from lma_perception.models.erfnet import input_size_problem
 from lma_perception.models.lma import LMASegmenter
-from lma_perception.runtime.backend_names import BACKENDS, CPU_RUNTIMES
+from lma_perception.runtime.backend_names import BACKENDS, CPU_RUNTIMES, precision_problem
 from lma_perception.runtime.backends import StepResult, TorchBackend, create_backend
 from lma_perception.runtime.device import (
     PRECISIONS,
@@ -54,7 +54,6 @@ from lma_perception.runtime.device import (
     device_problem,
     prepare_model,
     resolve_device,
-    resolve_precision,
     synchronize,
 )
 
@@ -66,7 +65,7 @@ class EngineConfig:
     """How the engine runs a model; every value is checked here, once."""
 
     device: str = 'auto'  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
-    precision: str = 'fp32'  # one of PRECISIONS (half precisions need CUDA)
+    precision: str = 'fp32'  # PRECISIONS; who runs reduced ones: REDUCED_PRECISION_BACKENDS
     input_size: tuple[int, int] | None = None  # network (height, width); None: checkpoint's
     memory_length: int = DEFAULT_MEMORY_LENGTH  # T at inference; 0: no memory at all
     write_policy: str = 'always'  # one of WRITE_POLICIES
@@ -81,14 +80,16 @@ class EngineConfig:
             raise ValueError(
                 f'unknown backend {self.backend!r}; choose one of {", ".join(BACKENDS)}'
             )
-        if self.backend not in ('torch', 'auto') and self.precision != 'fp32':
-            raise ValueError(f'backend {self.backend!r} runs fp32 only, not {self.precision}')
         if self.backend in CPU_RUNTIMES and self.device.startswith('cuda'):
             raise ValueError(f'backend {self.backend!r} runs on the CPU, not on {self.device}')
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f'unknown precision {self.precision!r}; choose one of {", ".join(PRECISIONS)}'
             )
+        if self.backend in CPU_RUNTIMES:  # torch and auto: decided once the device is known
+            problem = precision_problem(self.backend, self.precision, 'cpu')
+            if problem is not None:
+                raise ValueError(problem)
         if self.input_size is not None:
             problem = input_size_problem(self.input_size)
             if problem is not None:
@@ -133,12 +134,18 @@ class SegmentationEngine:
         self.config = config
         cpu_only = config.backend in CPU_RUNTIMES
         self.device = resolve_device('cpu' if cpu_only else config.device)
-        self.dtype = resolve_precision(config.precision, self.device)
+        problem = precision_problem(config.backend, config.precision, self.device.type)
+        if problem is not None:
+            raise ValueError(problem)
         self.input_size: tuple[int, int] = config.input_size or DEFAULT_INPUT_SIZE
         self.model = prepare_model(model, self.device)
-        # Reduced precisions are torch's alone; `auto` then has only torch to choose.
-        backend = config.backend if self.dtype == torch.float32 else 'torch'
-        self.backend = create_backend(backend, self.model, self.device, self.input_size)
+        self.backend = create_backend(
+            config.backend, self.model, self.device, self.input_size,
+            precision=config.precision,
+        )
+        # torch's autocast dtype; the runtimes take uint8 and apply the precision themselves.
+        torch_backend = isinstance(self.backend, TorchBackend)
+        self.dtype = PRECISIONS[config.precision] if torch_backend else torch.float32
         self.uses_memory = isinstance(model, LMASegmenter)
         self.checkpoint: CheckpointInfo | None = None
 

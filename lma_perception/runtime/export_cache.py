@@ -23,6 +23,7 @@ from torch import nn
 
 from lma_perception import __version__
 from lma_perception.runtime.onnx_export import (
+    GRAPH_FORMAT,
     export_onnx,
     graph_kind,
     read_metadata,
@@ -82,6 +83,7 @@ def cached_export(
         'backend': backend,
         'backend_version': backend_version,
         'package_version': __version__,
+        'graph_format': GRAPH_FORMAT,
         'confidence': confidence,
     }
     height, width = input_size

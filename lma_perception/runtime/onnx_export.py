@@ -43,9 +43,11 @@ from lma_perception.models.prediction import logits_to_labels
 # all run; the graph needs nothing newer.
 OPSET = 17
 GRAPHS = ('frame', 'lma_step')
+# Bumped whenever the exported graphs change, so that export caches rebuild older files.
+GRAPH_FORMAT = 2
 METADATA_KEYS = (
-    'graph', 'model_config', 'input_size', 'class_names', 'palette', 'weights_sha256',
-    'confidence',
+    'graph', 'graph_format', 'model_config', 'input_size', 'class_names', 'palette',
+    'weights_sha256', 'confidence',
 )
 
 
@@ -178,6 +180,7 @@ def export_onnx(
     config = getattr(model, 'model_config', None)
     metadata = {
         'graph': kind,
+        'graph_format': str(GRAPH_FORMAT),
         'model_config': json.dumps(config.to_dict() if config is not None else None),
         'input_size': json.dumps(list(input_size)),
         'class_names': json.dumps(list(CLASS_NAMES)),
