@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lma_perception.runtime.backend_names import BACKENDS
+from lma_perception.runtime.backend_names import BACKENDS, DEFAULT_BACKEND
 
 USER_ERROR = 1
 USAGE_ERROR = 2
@@ -25,7 +25,7 @@ def fail(message: str, status: int = USER_ERROR) -> int:
 def add_backend_argument(parser: argparse.ArgumentParser) -> None:
     """Add the `--backend` option that every command running the model shares."""
     parser.add_argument(
-        '--backend', choices=BACKENDS, default='torch',
-        help='inference backend (default: torch); auto takes the first of onnxruntime, '
-        'openvino, torch on the CPU (tensorrt, torch on CUDA) that runs here',
+        '--backend', choices=BACKENDS, default=DEFAULT_BACKEND,
+        help=f'inference backend (default: {DEFAULT_BACKEND}); auto takes the first of '
+        'onnxruntime, openvino, torch on the CPU (tensorrt, torch on CUDA) that runs here',
     )

@@ -9,7 +9,7 @@ import importlib
 # A name ending in `_speed` can also be called without that suffix (`bench model`).
 BENCHMARKS = (
     'model_speed', 'synth_speed', 'gpu_speed', 'node_overhead', 'train_speed', 'transport',
-    'decode_speed',
+    'decode_speed', 'read_speed',
 )
 
 

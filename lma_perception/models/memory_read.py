@@ -264,7 +264,8 @@ def _region_index(tiles: tuple[int, int], tile: tuple[int, int], window: int,
 def local_memory_read_gathered(
     query_key: torch.Tensor, memory_keys: torch.Tensor, memory_values: torch.Tensor, *,
     valid: torch.Tensor | None = None, slot_bias: torch.Tensor | None = None,
-    window: int = DEFAULT_WINDOW,
+    window: int = DEFAULT_WINDOW, tile: tuple[int, int] = TILE,
+    tiles_per_step: int = TILES_PER_STEP,
 ) -> torch.Tensor:
     """Read the memory as the blocked read does, in operators that export to ONNX (B×Dv×H×W).
 
@@ -274,20 +275,21 @@ def local_memory_read_gathered(
     whose positions hold all T slots side by side, and masks with a finite logit: it traces to
     standard ONNX operators (Gather, MatMul, Softmax) with a dynamic batch and slot count. It
     works through :data:`TILES_PER_STEP` tiles at a time, so that each step's regions and
-    logits stay in cache.
+    logits stay in cache. ``tile`` and ``tiles_per_step`` are there for `bench read`, which
+    measures the trade-off between a tile's wasted work and its halo copies.
     """
     check_inputs(query_key, memory_keys, memory_values, window)
     batch = query_key.shape[0]
     # Plain ints: an exported graph has a fixed map size, only batch and slots are dynamic.
     key_dim, height, width = (int(size) for size in query_key.shape[1:])
     value_dim = int(memory_values.shape[2])
-    half, (tile_h, tile_w) = window // 2, TILE
+    half, (tile_h, tile_w) = window // 2, tile
     tiles_y, tiles_x = -(-height // tile_h), -(-width // tile_w)
     pad_h, pad_w = tiles_y * tile_h - height, tiles_x * tile_w - width
     pixels, tiles = tile_h * tile_w, tiles_y * tiles_x
     region = (tile_h + window - 1) * (tile_w + window - 1)
     index = _region_index(
-        (tiles_y, tiles_x), TILE, window, tiles_x * tile_w + 2 * half
+        (tiles_y, tiles_x), tile, window, tiles_x * tile_w + 2 * half
     ).to(query_key.device)
 
     def positions(memory: torch.Tensor) -> torch.Tensor:
@@ -316,8 +318,8 @@ def local_memory_read_gathered(
     bias = bias.reshape(bias.shape[0], 1, pixels, -1)  # ×(R·T), position-major as the regions
 
     reads = []
-    for start in range(0, tiles, TILES_PER_STEP):
-        step_index = index[start:start + TILES_PER_STEP]
+    for start in range(0, tiles, tiles_per_step):
+        step_index = index[start:start + tiles_per_step]
         step_tiles = step_index.shape[0]
         step_keys = keys.index_select(1, step_index.flatten()).reshape(
             batch, step_tiles, -1, key_dim

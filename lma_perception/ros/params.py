@@ -29,7 +29,7 @@ from lma_perception.continuity import SEQUENCE_BOUNDARY_S
 from lma_perception.memory import MAX_MEMORY_LENGTH, WRITE_POLICIES, WRITE_THRESHOLD_RANGE
 from lma_perception.models.erfnet import input_size_problem
 from lma_perception.ros.compressed import TRANSPORTS
-from lma_perception.runtime.backend_names import BACKENDS
+from lma_perception.runtime.backend_names import BACKENDS, DEFAULT_BACKEND
 from lma_perception.runtime.device import DEVICE_FORMS, PRECISIONS
 from lma_perception.runtime.engine import OUTPUT_SIZES, EngineConfig
 
@@ -148,7 +148,7 @@ PARAMETERS: dict[str, _Spec] = {
     'weights': _Spec('', 'Checkpoint file; empty for the weights shipped with the package.'),
     'device': _Spec(_DEFAULT_ENGINE.device, f'{DEVICE_FORMS}.'),
     'backend': _Spec(
-        _DEFAULT_ENGINE.backend,
+        DEFAULT_BACKEND,
         'Inference backend; auto picks the first that runs here (see runtime/backends.py).',
         options=BACKENDS,
     ),

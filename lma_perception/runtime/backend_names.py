@@ -1,6 +1,9 @@
 """The inference backends' names, without importing any of them (the command line lists them)."""
 
 BACKENDS = ('torch', 'onnxruntime', 'openvino', 'tensorrt', 'auto')
+# What the node and the commands run unless told: the fastest backend installed
+# (`SegmentationEngine` itself defaults to torch, which runs any model on any device as it is).
+DEFAULT_BACKEND = 'auto'
 # The backends `auto` tries, in order, per device type.
 AUTO_ORDER = {'cpu': ('onnxruntime', 'openvino', 'torch'), 'cuda': ('tensorrt', 'torch')}
 # Runtimes that run on the CPU only.
