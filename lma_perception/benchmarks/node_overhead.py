@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from lma_perception.arguments import network_size, positive_int, width_by_height
-from lma_perception.runtime.backend_names import BACKENDS
+from lma_perception.runtime.backend_names import BACKENDS, DEFAULT_BACKEND
 from lma_perception.runtime.latency import summarize_latency
 
 GOAL_MS = 5.0
@@ -68,8 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--network-size', type=network_size, default=(512, 1024),
                         metavar='WxH', help='network input size (default 1024x512)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--backend', choices=BACKENDS, default='torch',
-                        help='inference backend of the engine (default torch)')
+    parser.add_argument('--backend', choices=BACKENDS, default=DEFAULT_BACKEND,
+                        help='inference backend of the engine (default: %(default)s, as the '
+                        'node)')
 
 
 def main(args: argparse.Namespace) -> int:
