@@ -139,7 +139,8 @@ def test_bad_settings_get_one_clear_error():
         EngineConfig(memory_length=65)
     with pytest.raises(ValueError, match=r'memory_length must be in \[0, 64\]'):
         EngineConfig(memory_length=-1)
-    with pytest.raises(ValueError, match='needs a CUDA device'):
+    with pytest.raises(ValueError,
+                       match="'torch' does not run fp16 on cpu; fp16 runs with torch on cuda"):
         SegmentationEngine(create_model('erfnet'), EngineConfig(device='cpu', precision='fp16'))
     with pytest.raises(ValueError, match='unknown device'):
         EngineConfig(device='tpu')
