@@ -67,6 +67,7 @@ from lma_perception.ros.compressed import (
 from lma_perception.ros.diagnostics import HealthLimits, camera_status
 from lma_perception.ros.outputs import CameraOutputs
 from lma_perception.ros.params import NodeConfig, ParameterError, read_config, reject_unknown
+from lma_perception.ros.shutdown_watchdog import ShutdownWatchdog
 from lma_perception.ros.signals import StopOnSignal
 from lma_perception.runtime.device import free_device_memory
 from lma_perception.runtime.engine import SegmentationEngine
@@ -94,6 +95,9 @@ OUTPUT_QOS = QoSProfile(
 )
 LOG_PERIOD_S = 10.0  # the least time between two per-frame log lines of a kind
 SPIN_POLL_S = 0.1  # how long a stop request may wait for the executor
+# From a stop request to the end of the process: the worker's last batch (seconds for a large
+# batch on a CPU), the entities, the DDS participant and the context.
+SHUTDOWN_TIMEOUT_S = 15.0
 
 
 class SetupError(RuntimeError):
@@ -433,23 +437,32 @@ def run_node(
     """Make the node, spin it until SIGINT or SIGTERM; 1 when it raises SetupError.
 
     On a signal the worker finishes its batch and is joined, the node is destroyed, and only
-    then the context shuts down, so nothing publishes into a context that is gone.
+    then the context shuts down, so nothing publishes into a context that is gone. That shutdown
+    has SHUTDOWN_TIMEOUT_S; a process stuck in it exits with status 1 (`ShutdownWatchdog`).
     """
+    logger = rclpy.logging.get_logger('segment_node')
     with contextlib.ExitStack() as stack:
         if stop is None:
             stop = stack.enter_context(StopOnSignal())
+        # Left last: it bounds every step of the shutdown, the context's included.
+        watchdog = stack.enter_context(ShutdownWatchdog(SHUTDOWN_TIMEOUT_S, logger.fatal))
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
                 node = make_node()
             except SetupError as error:
-                rclpy.logging.get_logger('segment_node').fatal(str(error))
+                logger.fatal(str(error))
                 return 1
             with node:
                 executor = SingleThreadedExecutor()
                 executor.add_node(node)
-                while not stop.stop.is_set():
-                    executor.spin_once(timeout_sec=SPIN_POLL_S)
+                try:
+                    while not stop.stop.is_set():
+                        executor.spin_once(timeout_sec=SPIN_POLL_S)
+                finally:
+                    watchdog.start('stopping the executor')
                 executor.shutdown()
+                watchdog.step('destroying the node (worker, entities, DDS participant)')
+            watchdog.step('shutting the ROS context down')
     return 0
 
 
