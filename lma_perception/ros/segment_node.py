@@ -72,6 +72,12 @@ from lma_perception.ros.signals import StopOnSignal
 from lma_perception.runtime.device import free_device_memory
 from lma_perception.runtime.engine import SegmentationEngine
 from lma_perception.runtime.latest_frames import LatestFrames
+from lma_perception.runtime.memory_budget import (
+    MemoryBudgetError,
+    available_bytes,
+    check_budget,
+    memory_entry_bytes,
+)
 from lma_perception.runtime.stream import (
     CameraStream,
     StreamFrame,
@@ -165,6 +171,10 @@ class SegmentationBehaviour:
         engine = self._given_engine
         self._engine = engine if engine is not None else _load_engine(self._config)
         self._device = str(self._engine.device)
+        try:
+            _check_memory_budget(self._engine, self._config)
+        except MemoryBudgetError as error:
+            raise SetupError(str(error)) from None
         _warm_up(self._engine)
         self._frames = LatestFrames(len(self._config.cameras))
         with _topic_clash_as_setup_error():
@@ -407,6 +417,26 @@ class SegmentNode(SegmentationBehaviour, Node):
         if hasattr(self, '_memory_lock'):
             self._deactivate()
         super().destroy_node()
+
+
+def _check_memory_budget(engine: SegmentationEngine, config: NodeConfig) -> None:
+    """Refuse memories and a batch that the engine's device cannot hold (before the first)."""
+    memory_length = engine.config.memory_length if (
+        engine.uses_memory and config.engine.memory_length) else 0
+    entry = 0
+    if memory_length:
+        model = engine.model
+        entry = memory_entry_bytes(model.config.key_dim, model.config.value_dim, model.stride,
+                                   engine.input_size, engine.dtype)
+    available, what = available_bytes(engine.device)
+    cameras = len(config.cameras)
+    check_budget(
+        cameras=cameras, memory_length=memory_length, entry_bytes=entry,
+        input_size=engine.input_size, batch_size=min(config.max_batch_size, cameras),
+        available=available, what=what,
+        input_size_name="'input_size'" if config.engine.input_size is not None
+        else "'input_size' (the checkpoint's)",
+    )
 
 
 def _warm_up(engine: SegmentationEngine) -> None:
