@@ -93,8 +93,11 @@ def _run(args: argparse.Namespace, domain: int, transport: str) -> int:
                                     seconds=args.seconds)
         with BackgroundSpinner(context, node):
             try:
+                # The image inputs only: nobody publishes the cameras' camera_info here.
+                images = {f'/{camera_topic(index)}' for index in range(args.cameras)}
                 publisher.start(lambda: all(subscription.get_publisher_count() > 0
-                                            for subscription in node.subscriptions))
+                                            for subscription in node.subscriptions
+                                            if subscription.topic_name in images))
                 memory = _sample_memory(publisher)
                 published = publisher.published()
             except (TimeoutError, RuntimeError) as error:
