@@ -21,7 +21,11 @@ from sensor_msgs.msg import Image
 from test_segment_node import Probe, _image, _node, _pixels, _values, wait_until
 
 from lma_perception.benchmarks.camera_publisher import CameraPublisher, camera_topic
-from lma_perception.benchmarks.transport import memory_slope_mb_per_min
+from lma_perception.benchmarks.transport import (
+    floor_samples,
+    memory_slope_mb_per_min,
+    slope_with_error,
+)
 from lma_perception.ros.diagnostics import HealthLimits, camera_status
 from lma_perception.ros.spinning import BackgroundSpinner
 from lma_perception.ros.transport_profile import (
@@ -385,3 +389,13 @@ def test_memory_slope_is_a_least_squares_fit_after_warm_up():
     samples = [(t, 500.0 + (50.0 if t < 30 else 0.1 * t / 60.0)) for t in range(0, 300, 5)]
     assert memory_slope_mb_per_min(samples, warmup_s=30.0) == pytest.approx(0.1, abs=1e-6)
     assert math.isnan(memory_slope_mb_per_min(samples[:2], warmup_s=0.0))  # too few samples
+
+
+def test_the_memory_floor_ignores_the_frames_in_flight():
+    # A flat floor of 300 MB with up to 60 MB of frames in flight on top, in a 4-sample cycle.
+    samples = [(float(t), 300.0 + (t % 4) * 20.0) for t in range(0, 200)]
+    floors = floor_samples(samples, warmup_s=20.0, window_s=30.0)
+    assert [mb for _, mb in floors] == [300.0] * 5  # the window 170-200 s is not whole
+    assert memory_slope_mb_per_min(floors, 0.0) == pytest.approx(0.0, abs=1e-9)
+    slope, error = slope_with_error(samples, warmup_s=20.0)
+    assert abs(slope) < 3 * error and error > 0.1  # the samples cannot resolve 0.1 MB/min
