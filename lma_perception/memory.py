@@ -32,7 +32,8 @@ from torch.nn.functional import cosine_similarity, pad
 WRITE_POLICIES = ('always', 'adaptive')
 DEFAULT_MEMORY_LENGTH = 4
 # The model was trained with T = 3 and is read at 4; far longer memories only cost device memory
-# (about 160 KB a frame at 512×1024) and a slower read.
+# (2.6 MB a frame and camera at 512×1024 in fp32) and a slower read. A hard cap for any machine;
+# the node also checks what fits the device (runtime/memory_budget.py).
 MAX_MEMORY_LENGTH = 64
 DEFAULT_WRITE_THRESHOLD = 0.02
 WRITE_THRESHOLD_RANGE = (0.0, 2.0)  # 1 − cosine similarity

@@ -6,6 +6,7 @@ runs them by the ten thousand.
 """
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -26,7 +27,13 @@ from test_segment_node import Probe, _image, _pixels, wait_until
 from lma_perception.data.rosbag import BagFrame, optical_frame, write_bag
 from lma_perception.models import create_model, save_checkpoint
 from lma_perception.models.checkpoint import METADATA_KEY, CheckpointError, load_checkpoint
+from lma_perception.models.erfnet import MAX_INPUT_SIDE
 from lma_perception.ros.segment_node import LOG_PERIOD_S
+from lma_perception.runtime.memory_budget import (
+    FORWARD_BYTES_PER_PIXEL,
+    available_bytes,
+    memory_entry_bytes,
+)
 from lma_perception.synthetic.generator import SynthConfig, generate_sequence
 
 TIMEOUT_S = 60.0
@@ -294,6 +301,14 @@ def _fatal(ros_args: list[str], message: str, domain: int) -> None:
     assert 'Traceback' not in output, output
 
 
+def _side_that_fits() -> int:
+    """A square network input side whose forward pass takes about a quarter of the host memory."""
+    available, _ = available_bytes(torch.device('cpu'))
+    side = math.isqrt(available // 4 // FORWARD_BYTES_PER_PIXEL) // 8 * 8
+    return min(side, MAX_INPUT_SIDE)
+
+
+_SIDE_THAT_FITS = _side_that_fits()
 BAD_PARAMETERS = {
     'image_topic /diagnostics': (['cameras:=[front]', 'front.image_topic:=/diagnostics'],
                                  "cannot create the node's topics"),
@@ -301,6 +316,19 @@ BAD_PARAMETERS = {
     'infinite timeout': (['no_input_timeout_s:=.inf'], "'no_input_timeout_s'"),
     'infinite period': (['diagnostics_period_s:=.inf'], "'diagnostics_period_s'"),
     'huge latency window': (['latency_window:=1000000000'], "'latency_window'"),
+    # Within the fixed bounds, beyond this machine's memory: one forward pass fits, the memories
+    # of 64 cameras × 64 frames (13 times as much) do not.
+    'memories beyond the memory available': (
+        [f'cameras:=[{", ".join(f"c{i}" for i in range(64))}]',
+         f'input_size:=[{_SIDE_THAT_FITS}, {_SIDE_THAT_FITS}]', 'memory_length:=64',
+         'max_batch_size:=1'],
+        "parameter 'memory_length' = 64: 64 camera(s) × 64 frames × "
+        f"{memory_entry_bytes(16, 64, 8, (_SIDE_THAT_FITS,) * 2, torch.float32):,} bytes "),
+    'a batch beyond the memory available': (
+        [f'cameras:=[{", ".join(f"c{i}" for i in range(64))}]', 'input_size:=[8192, 8192]',
+         'memory_length:=0', 'max_batch_size:=64'],
+        "parameter 'input_size' = [8192, 8192]: a forward pass of 64 image(s) at 8192×8192 "
+        "needs 1,717,986,918,400 bytes (1.6 TiB), but "),
     'misspelt parameter': (['memory_lenght:=3'],
                            "unknown parameter 'memory_lenght'; did you mean 'memory_length'?"),
     'misspelt camera parameter': (['cameras:=[front]', 'front.image_topik:=/x'],

@@ -35,3 +35,13 @@ def test_rate_meter():
         meter.tick(100.0 + tick * 0.1)
     assert meter.rate(101.0) == pytest.approx(10.0)
     assert meter.rate(200.0) == 0.0  # all events left the window
+    assert len(meter) == 11
+    meter.tick(200.0)  # and are forgotten with the next one
+    assert len(meter) == 1
+
+
+def test_rate_meter_holds_only_its_window():
+    meter = RateMeter(window_s=5.0)
+    for tick in range(1000):
+        meter.tick(tick * 0.5)  # 2 Hz for 500 s
+    assert len(meter) == 11 and meter.rate(499.5) == pytest.approx(2.0)

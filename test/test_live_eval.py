@@ -61,12 +61,21 @@ def test_live_eval_scores_every_frame_like_the_offline_engine(bag, frames, engin
     report = run_live_eval(bag, options, engine=engine, domain_id=next_domain_id())
 
     assert [camera.camera for camera in report.cameras] == list(CAMERAS)
+    summary = report.summary()
     for camera in report.cameras:
         assert camera.images_published == FRAMES
         assert camera.images_received == FRAMES
+        assert camera.node_received == FRAMES, camera
+        # Every frame reached the node: nothing lost on the wire, no gap in the sequence.
+        assert camera.frames_lost_in_transport == 0, camera
+        assert camera.frames_missing_in_sequence == 0, camera
         assert camera.labels_received == FRAMES, camera
         assert camera.frames_scored == FRAMES and camera.frames_dropped == 0
         assert camera.latency_ms.count == FRAMES and camera.latency_ms.p50 > 0
+        # published, received, lost, missing and labelled, in the table's row of the camera
+        row = next(line.split() for line in summary.splitlines()
+                   if line.startswith(camera.camera + ' '))
+        assert row[1:6] == [str(FRAMES), str(FRAMES), '0', '0', str(FRAMES)], summary
 
     expected = ConfusionMatrix()
     for frame in frames:
@@ -93,6 +102,13 @@ def test_cli_live_eval_with_sim_time_and_a_checkpoint(bag, tmp_path, monkeypatch
     assert 'mIoU' in printed and 'front_left' in printed
     report = json.loads(output.read_text())
     assert [camera['camera'] for camera in report['cameras']] == list(CAMERAS)
+    for camera in report['cameras']:
+        assert camera['images_published'] == FRAMES, camera
+        # One process: samples go from the player to the node without a wire to lose them on.
+        # A frame the node missed shows as a gap (unless it was the last one).
+        assert camera['frames_lost_in_transport'] == 0, camera
+        assert camera['node_received'] + camera['frames_missing_in_sequence'] <= FRAMES, camera
+        assert camera['labels_received'] <= camera['node_received'], camera
     assert sum(camera['frames_scored'] for camera in report['cameras']) > 0
     assert report['miou'] is None or 0.0 <= report['miou'] <= 1.0
     assert set(report['class_iou']) >= {'road', 'sky', 'car'}

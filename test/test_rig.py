@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from lma_perception.rig import RigError, camera_parameters, input_topics, load_r
 
 RIG_FRONT3 = os.path.join(os.path.dirname(__file__), '..', 'config', 'rig_front3.yaml')
 QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+EXIT_TIMEOUT_S = 60  # above the rig's own bound on its nodes' shutdown (30 s by default)
 
 
 def test_shipped_rig_lists_three_cameras_with_topics():
@@ -113,7 +115,58 @@ def test_rig_command_runs_one_node_per_camera(tmp_path, checkpoint):
     finally:
         context.try_shutdown()
         process.send_signal(signal.SIGINT)
-        status = process.wait(timeout=30)
+        status = process.wait(timeout=EXIT_TIMEOUT_S)
         reader.join(timeout=10)
     assert status == 0, ''.join(output)
     assert sum('segmenting 1 camera' in line for line in output) == 2, ''.join(output)
+
+
+def _children(pid: int) -> dict[str, int]:
+    """The node processes of a rig command, by node name (from their command lines)."""
+    children = Path(f'/proc/{pid}/task/{pid}/children').read_text().split()
+    nodes = {}
+    for child in map(int, children):
+        arguments = Path(f'/proc/{child}/cmdline').read_bytes().decode().split('\0')
+        name = next(a.split(':=', 1)[1] for a in arguments if a.startswith('__node:='))
+        nodes[name] = child
+    return nodes
+
+
+def test_rig_kills_and_names_a_node_that_does_not_exit(tmp_path, checkpoint):
+    # A node stuck in its shutdown, as one was in the DDS participant's teardown, is here a
+    # stopped process: it gets the SIGINT and cannot act on it. The rig must not wait forever.
+    cameras = ['left', 'right']
+    parameters = {'cameras': cameras, 'weights': str(checkpoint), 'device': 'cpu'}
+    rig_file = tmp_path / 'rig.yaml'
+    rig_file.write_text(yaml.safe_dump({'/**/segment_node': {'ros__parameters': parameters}}))
+    env = dict(os.environ, ROS_DOMAIN_ID=str(next_domain_id()),
+               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'lma_perception.cli', 'rig', str(rig_file), '--per-camera',
+         '--stop-timeout', '3'],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout))
+    reader.start()
+    try:
+        deadline = time.monotonic() + EXIT_TIMEOUT_S
+        while sum('segmenting 1 camera' in line for line in output) < 2:
+            assert time.monotonic() < deadline and process.poll() is None, ''.join(output)
+            time.sleep(0.1)
+        nodes = _children(process.pid)
+        assert sorted(nodes) == ['segment_node_left', 'segment_node_right'], nodes
+        os.kill(nodes['segment_node_left'], signal.SIGSTOP)
+        process.send_signal(signal.SIGINT)
+        status = process.wait(timeout=EXIT_TIMEOUT_S)
+    finally:
+        process.kill()
+        reader.join(timeout=10)
+    text = ''.join(output)
+    assert status == 1, text
+    pid = nodes['segment_node_left']
+    assert (f'lma-perception: error: segment_node_left (pid {pid}) did not exit within 3 s of '
+            'SIGINT; killed it') in text, text
+    # The other node stopped cleanly: the rig names every node that exited otherwise.
+    assert 'segment_node_right exited' not in text and 'segment_node_right (pid' not in text
+    assert 'Traceback' not in text, text

@@ -28,6 +28,10 @@ class CameraReport:
     frames_dropped: int  # published images that never came back as labels
     node_received: int  # images the node's subscription got
     node_dropped: int  # replaced in the node by a newer frame before it was segmented
+    # As on /diagnostics: what DDS reported lost before the node's callback, and the frames
+    # missing from the publisher's sequence numbers (lost, or replaced in the input queue).
+    frames_lost_in_transport: int
+    frames_missing_in_sequence: int
     memory_resets: int
     memory_resets_by_reason: dict[str, int]  # the reasons that occurred
     latency_ms: LatencySummary
@@ -71,15 +75,22 @@ class LiveEvalReport:
         lines = [
             f'live evaluation of {self.bag} on {self.device} ({self.wall_s:.1f} s)'
             + (', interrupted: partial report' if self.interrupted else ''),
-            f'{"camera":<14}{"published":>10}{"labels":>8}{"scored":>8}{"dropped":>9}'
-            f'{"resets":>8}{"lat p50":>9}{"lat p95":>9}{"mIoU":>8}',
+            f'{"camera":<14}{"published":>10}{"received":>9}{"lost":>6}{"missing":>8}'
+            f'{"labels":>8}{"scored":>8}{"dropped":>9}{"resets":>8}{"lat p50":>9}'
+            f'{"lat p95":>9}{"mIoU":>8}',
         ]
         for c in self.cameras:
             lines.append(
-                f'{c.camera:<14}{c.images_published:>10}{c.labels_received:>8}'
-                f'{c.frames_scored:>8}{c.frames_dropped:>9}{c.memory_resets:>8}'
-                f'{c.latency_ms.p50:>9.1f}{c.latency_ms.p95:>9.1f}{100 * c.miou:>8.1f}'
+                f'{c.camera:<14}{c.images_published:>10}{c.node_received:>9}'
+                f'{c.frames_lost_in_transport:>6}{c.frames_missing_in_sequence:>8}'
+                f'{c.labels_received:>8}{c.frames_scored:>8}{c.frames_dropped:>9}'
+                f'{c.memory_resets:>8}{c.latency_ms.p50:>9.1f}{c.latency_ms.p95:>9.1f}'
+                f'{100 * c.miou:>8.1f}'
             )
+        lines.append(
+            'received: by the node; lost: in transport, as DDS reports it; missing: gaps in '
+            'the publisher\'s sequence numbers'
+        )
         lines.append(
             f'mIoU {100 * self.miou:.1f} %, category mIoU {100 * self.category_miou:.1f} %, '
             f'pixel accuracy {100 * self.pixel_accuracy:.1f} %, '

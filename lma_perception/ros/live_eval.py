@@ -229,6 +229,8 @@ def _report(
             frames_dropped=images_published - tally.labels_received,
             node_received=snapshot.received,
             node_dropped=snapshot.dropped,
+            frames_lost_in_transport=snapshot.lost_in_transport,
+            frames_missing_in_sequence=snapshot.missed_in_sequence,
             memory_resets=sum(snapshot.resets.values()),
             memory_resets_by_reason={r: n for r, n in snapshot.resets.items() if n},
             latency_ms=tally.latency.summary(),

@@ -67,10 +67,17 @@ from lma_perception.ros.compressed import (
 from lma_perception.ros.diagnostics import HealthLimits, camera_status
 from lma_perception.ros.outputs import CameraOutputs
 from lma_perception.ros.params import NodeConfig, ParameterError, read_config, reject_unknown
+from lma_perception.ros.shutdown_watchdog import ShutdownWatchdog
 from lma_perception.ros.signals import StopOnSignal
 from lma_perception.runtime.device import free_device_memory
 from lma_perception.runtime.engine import SegmentationEngine
 from lma_perception.runtime.latest_frames import LatestFrames
+from lma_perception.runtime.memory_budget import (
+    MemoryBudgetError,
+    available_bytes,
+    check_budget,
+    memory_entry_bytes,
+)
 from lma_perception.runtime.stream import (
     CameraStream,
     StreamFrame,
@@ -94,6 +101,9 @@ OUTPUT_QOS = QoSProfile(
 )
 LOG_PERIOD_S = 10.0  # the least time between two per-frame log lines of a kind
 SPIN_POLL_S = 0.1  # how long a stop request may wait for the executor
+# From a stop request to the end of the process: the worker's last batch (seconds for a large
+# batch on a CPU), the entities, the DDS participant and the context.
+SHUTDOWN_TIMEOUT_S = 15.0
 
 
 class SetupError(RuntimeError):
@@ -161,6 +171,10 @@ class SegmentationBehaviour:
         engine = self._given_engine
         self._engine = engine if engine is not None else _load_engine(self._config)
         self._device = str(self._engine.device)
+        try:
+            _check_memory_budget(self._engine, self._config)
+        except MemoryBudgetError as error:
+            raise SetupError(str(error)) from None
         _warm_up(self._engine)
         self._frames = LatestFrames(len(self._config.cameras))
         with _topic_clash_as_setup_error():
@@ -405,6 +419,26 @@ class SegmentNode(SegmentationBehaviour, Node):
         super().destroy_node()
 
 
+def _check_memory_budget(engine: SegmentationEngine, config: NodeConfig) -> None:
+    """Refuse memories and a batch that the engine's device cannot hold (before the first)."""
+    memory_length = engine.config.memory_length if (
+        engine.uses_memory and config.engine.memory_length) else 0
+    entry = 0
+    if memory_length:
+        model = engine.model
+        entry = memory_entry_bytes(model.config.key_dim, model.config.value_dim, model.stride,
+                                   engine.input_size, engine.dtype)
+    available, what = available_bytes(engine.device)
+    cameras = len(config.cameras)
+    check_budget(
+        cameras=cameras, memory_length=memory_length, entry_bytes=entry,
+        input_size=engine.input_size, batch_size=min(config.max_batch_size, cameras),
+        available=available, what=what,
+        input_size_name="'input_size'" if config.engine.input_size is not None
+        else "'input_size' (the checkpoint's)",
+    )
+
+
 def _warm_up(engine: SegmentationEngine) -> None:
     """One forward pass without memory, so the first camera frame is not the slow one."""
     height, width = engine.input_size
@@ -433,23 +467,32 @@ def run_node(
     """Make the node, spin it until SIGINT or SIGTERM; 1 when it raises SetupError.
 
     On a signal the worker finishes its batch and is joined, the node is destroyed, and only
-    then the context shuts down, so nothing publishes into a context that is gone.
+    then the context shuts down, so nothing publishes into a context that is gone. That shutdown
+    has SHUTDOWN_TIMEOUT_S; a process stuck in it exits with status 1 (`ShutdownWatchdog`).
     """
+    logger = rclpy.logging.get_logger('segment_node')
     with contextlib.ExitStack() as stack:
         if stop is None:
             stop = stack.enter_context(StopOnSignal())
+        # Left last: it bounds every step of the shutdown, the context's included.
+        watchdog = stack.enter_context(ShutdownWatchdog(SHUTDOWN_TIMEOUT_S, logger.fatal))
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
                 node = make_node()
             except SetupError as error:
-                rclpy.logging.get_logger('segment_node').fatal(str(error))
+                logger.fatal(str(error))
                 return 1
             with node:
                 executor = SingleThreadedExecutor()
                 executor.add_node(node)
-                while not stop.stop.is_set():
-                    executor.spin_once(timeout_sec=SPIN_POLL_S)
+                try:
+                    while not stop.stop.is_set():
+                        executor.spin_once(timeout_sec=SPIN_POLL_S)
+                finally:
+                    watchdog.start('stopping the executor')
                 executor.shutdown()
+                watchdog.step('destroying the node (worker, entities, DDS participant)')
+            watchdog.step('shutting the ROS context down')
     return 0
 
 

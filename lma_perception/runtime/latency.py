@@ -71,7 +71,12 @@ class LatencyStats:
 
 
 class RateMeter:
-    """Events per second over the last `window_s` seconds of a monotonic clock."""
+    """Events per second over the last `window_s` seconds of a monotonic clock.
+
+    Events older than the window are forgotten as new ones come, so the meter holds about
+    rate × window_s of them (and at most `max_events`): a fixed-size deque alone would keep
+    growing, by a slow camera's pace, until it had filled, which a memory soak reads as a leak.
+    """
 
     def __init__(self, window_s: float = 5.0, max_events: int = 1000) -> None:
         self._window_s = window_s
@@ -80,6 +85,11 @@ class RateMeter:
     def tick(self, now_s: float) -> None:
         """Record one event at `now_s`."""
         self._times.append(now_s)
+        while now_s - self._times[0] > self._window_s:
+            self._times.popleft()
+
+    def __len__(self) -> int:
+        return len(self._times)
 
     def rate(self, now_s: float) -> float:
         """Events per second among the recent ones; 0 with fewer than two in the window."""
