@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import rclpy
@@ -69,6 +69,7 @@ from lma_perception.ros.outputs import CameraOutputs
 from lma_perception.ros.params import NodeConfig, ParameterError, read_config, reject_unknown
 from lma_perception.ros.shutdown_watchdog import ShutdownWatchdog
 from lma_perception.ros.signals import StopOnSignal
+from lma_perception.runtime.backend_names import CPU_RUNTIMES
 from lma_perception.runtime.device import free_device_memory
 from lma_perception.runtime.engine import SegmentationEngine
 from lma_perception.runtime.latest_frames import LatestFrames
@@ -169,12 +170,12 @@ class SegmentationBehaviour:
 
     def _activate(self) -> None:
         engine = self._given_engine
-        self._engine = engine if engine is not None else _load_engine(self._config)
+        if engine is None:
+            engine = _load_engine(self._config)
+        else:
+            _check_memory_budget(engine, self._config)
+        self._engine = engine
         self._device = str(self._engine.device)
-        try:
-            _check_memory_budget(self._engine, self._config)
-        except MemoryBudgetError as error:
-            raise SetupError(str(error)) from None
         _warm_up(self._engine)
         self._frames = LatestFrames(len(self._config.cameras))
         with _topic_clash_as_setup_error():
@@ -420,7 +421,14 @@ class SegmentNode(SegmentationBehaviour, Node):
 
 
 def _check_memory_budget(engine: SegmentationEngine, config: NodeConfig) -> None:
-    """Refuse memories and a batch that the engine's device cannot hold (before the first)."""
+    """Refuse memories and a batch that the engine's device cannot hold (SetupError)."""
+    try:
+        _check_budget(engine, config)
+    except MemoryBudgetError as error:
+        raise SetupError(str(error)) from None
+
+
+def _check_budget(engine: SegmentationEngine, config: NodeConfig) -> None:
     memory_length = engine.config.memory_length if (
         engine.uses_memory and config.engine.memory_length) else 0
     entry = 0
@@ -446,11 +454,30 @@ def _warm_up(engine: SegmentationEngine) -> None:
 
 
 def _load_engine(config: NodeConfig) -> SegmentationEngine:
+    """Load the model, check the memory budget, then build the configured backend.
+
+    The budget is checked on a torch fp32 engine of the same model (building one costs
+    nothing), so that a runtime never exports and compiles a graph at a size the device
+    cannot hold before the one message saying so.
+    """
     source = config.weights or 'the shipped weights'
+    probe_device = 'cpu' if config.engine.backend in CPU_RUNTIMES else config.engine.device
     try:
-        return SegmentationEngine.from_checkpoint(config.weights or None, config.engine)
+        probe = SegmentationEngine.from_checkpoint(
+            config.weights or None,
+            replace(config.engine, backend='torch', precision='fp32', device=probe_device),
+        )
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         raise SetupError(f'cannot load the model from {source}: {error}') from None
+    _check_memory_budget(probe, config)
+    try:
+        engine = SegmentationEngine(
+            probe.model, replace(config.engine, input_size=probe.input_size)
+        )
+    except (ValueError, RuntimeError) as error:
+        raise SetupError(f'cannot load the model from {source}: {error}') from None
+    engine.checkpoint = probe.checkpoint
+    return engine
 
 
 def main(args: list[str] | None = None, stop: StopOnSignal | None = None) -> int:
