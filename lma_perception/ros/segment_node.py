@@ -422,13 +422,6 @@ class SegmentNode(SegmentationBehaviour, Node):
 
 def _check_memory_budget(engine: SegmentationEngine, config: NodeConfig) -> None:
     """Refuse memories and a batch that the engine's device cannot hold (SetupError)."""
-    try:
-        _check_budget(engine, config)
-    except MemoryBudgetError as error:
-        raise SetupError(str(error)) from None
-
-
-def _check_budget(engine: SegmentationEngine, config: NodeConfig) -> None:
     memory_length = engine.config.memory_length if (
         engine.uses_memory and config.engine.memory_length) else 0
     entry = 0
@@ -438,13 +431,16 @@ def _check_budget(engine: SegmentationEngine, config: NodeConfig) -> None:
                                    engine.input_size, engine.dtype)
     available, what = available_bytes(engine.device)
     cameras = len(config.cameras)
-    check_budget(
-        cameras=cameras, memory_length=memory_length, entry_bytes=entry,
-        input_size=engine.input_size, batch_size=min(config.max_batch_size, cameras),
-        available=available, what=what,
-        input_size_name="'input_size'" if config.engine.input_size is not None
-        else "'input_size' (the checkpoint's)",
-    )
+    try:
+        check_budget(
+            cameras=cameras, memory_length=memory_length, entry_bytes=entry,
+            input_size=engine.input_size, batch_size=min(config.max_batch_size, cameras),
+            available=available, what=what,
+            input_size_name="'input_size'" if config.engine.input_size is not None
+            else "'input_size' (the checkpoint's)",
+        )
+    except MemoryBudgetError as error:
+        raise SetupError(str(error)) from None
 
 
 def _warm_up(engine: SegmentationEngine) -> None:

@@ -20,11 +20,11 @@ REDUCED_PRECISION_BACKENDS = {
 
 def precision_problem(backend: str, precision: str, device_type: str) -> str | None:
     """Say why ``backend`` cannot run ``precision`` on ``device_type``; None when it can."""
-    if precision == 'fp32' or backend == 'auto':
-        if precision != 'fp32' and (precision, device_type) not in REDUCED_PRECISION_BACKENDS:
-            return f'no backend runs {precision} on {device_type}'
+    if precision == 'fp32':
         return None
     runs = REDUCED_PRECISION_BACKENDS.get((precision, device_type), ())
+    if backend == 'auto':
+        return None if runs else f'no backend runs {precision} on {device_type}'
     if backend in runs:
         return None
     where = [f'{", ".join(names)} on {device}' for (name, device), names
