@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from lma_perception.arguments import network_size, positive_int, width_by_height
+from lma_perception.models.prediction import classifier_labels
 from lma_perception.runtime.backend_names import BACKENDS, DEFAULT_BACKEND
 from lma_perception.runtime.latency import summarize_latency
 
@@ -53,6 +54,12 @@ class TrivialSegmenter(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Return B×classes×H×W logits for B×3×H×W images."""
         return self.classify(images)
+
+    def labels(
+        self, images: torch.Tensor, *, confidence: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return B×H×W uint8 labels (and confidence), as ERFNet's classifier gives them."""
+        return classifier_labels(self.classify, images, confidence=confidence)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ from lma_perception.models.factory import (
     create_model,
     resolve_config,
 )
-from lma_perception.models.lma import LMAConfig, LMASegmenter, StepOutput
+from lma_perception.models.lma import LabelStep, LMAConfig, LMASegmenter, StepOutput
 from lma_perception.models.memory_kernels import local_memory_read
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     'FilteredStateDict',
     'LMAConfig',
     'LMASegmenter',
+    'LabelStep',
     'ModelConfig',
     'StepOutput',
     'build_model',

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn.functional import relu
 
+from lma_perception.models.prediction import classifier_labels
+
 BN_EPS = 1e-3
 STRIDE = 8
 # The longest side a network input may have: twice a 4K camera's width. One 8192×8192 frame
@@ -161,11 +163,21 @@ class Decoder(nn.Module):
         ])
         self.output_conv = nn.ConvTranspose2d(16, num_classes, 2, stride=2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class logits at 8 times the feature size."""
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the 16-channel map at half the output size that ``output_conv`` classifies."""
         for layer in self.layers:
             x = layer(x)
-        return self.output_conv(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class logits at 8 times the feature size."""
+        return self.output_conv(self.hidden(x))
+
+    def labels(
+        self, x: torch.Tensor, *, confidence: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return uint8 labels (and confidence) at 8 times the feature size; see `prediction`."""
+        return classifier_labels(self.output_conv, self.hidden(x), confidence=confidence)
 
 
 @dataclass(frozen=True)
@@ -203,3 +215,9 @@ class ERFNet(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Return class logits of B×3×H×W RGB images in [0, 1]."""
         return self.decode(self.encode(images))
+
+    def labels(
+        self, images: torch.Tensor, *, confidence: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return B×H×W uint8 labels (and confidence) of B×3×H×W RGB images in [0, 1]."""
+        return self.decoder.labels(self.encode(images), confidence=confidence)

@@ -36,6 +36,7 @@ from lma_perception.memory import MemoryBatch
 from lma_perception.models.erfnet import BN_EPS, check_input_size
 from lma_perception.models.memory_kernels import local_memory_read
 from lma_perception.models.memory_read import DEFAULT_WINDOW
+from lma_perception.models.prediction import predict_labels
 
 
 @dataclass(frozen=True)
@@ -126,11 +127,21 @@ class StepOutput(NamedTuple):
     memory_value: torch.Tensor
 
 
+class LabelStep(NamedTuple):
+    """One streaming step as deployed: uint8 labels (and confidence) and the memory entry."""
+
+    labels: torch.Tensor
+    confidence: torch.Tensor | None
+    memory_key: torch.Tensor
+    memory_value: torch.Tensor
+
+
 class LMASegmenter(nn.Module):
     """An encoder–decoder segmenter with Local Memory Attention between the two.
 
     The encoder must expose ``out_channels`` and ``stride`` and the decoder ``num_classes``; the
-    decoder must accept a map as wide as the encoder output.
+    decoder must accept a map as wide as the encoder output. A decoder with a ``labels``
+    method (ERFNet's) gives the labels itself (`prediction.predict_labels`).
     """
 
     def __init__(
@@ -177,6 +188,12 @@ class LMASegmenter(nn.Module):
         """Return class logits at input size."""
         return self.decoder(features)
 
+    def decode_labels(
+        self, features: torch.Tensor, *, confidence: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return uint8 labels (and confidence) at input size: `decode`, then the argmax."""
+        return predict_labels(self.decoder, features, confidence=confidence)
+
     def attend(self, features: torch.Tensor, memory: MemoryBatch | None) -> torch.Tensor:
         """Return the decoder input: fused with memory where a stream has some, else as is."""
         if memory is None:
@@ -202,6 +219,15 @@ class LMASegmenter(nn.Module):
         features = self.encode(images)
         logits = self.decode(self.attend(features, memory))
         return StepOutput(logits, *self.memorize(features))
+
+    def step_labels(
+        self, images: torch.Tensor, memory: MemoryBatch | None = None, *,
+        confidence: bool = False,
+    ) -> LabelStep:
+        """`step` with the labels instead of the logits, as the engine runs it."""
+        features = self.encode(images)
+        labels, scores = self.decode_labels(self.attend(features, memory), confidence=confidence)
+        return LabelStep(labels, scores, *self.memorize(features))
 
     def forward(self, images: torch.Tensor, memory: MemoryBatch | None = None) -> torch.Tensor:
         """Return class logits of B×3×H×W images, each reading its stream's memory."""

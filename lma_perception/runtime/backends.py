@@ -32,7 +32,7 @@ from torch import nn
 
 from lma_perception.memory import MemoryBatch
 from lma_perception.models.lma import LMASegmenter
-from lma_perception.models.prediction import logits_to_labels
+from lma_perception.models.prediction import predict_labels
 from lma_perception.runtime.backend_names import auto_candidates, precision_problem
 from lma_perception.runtime.export_cache import cached_export
 from lma_perception.runtime.onnx_export import output_names
@@ -82,11 +82,9 @@ class TorchBackend:
     ) -> StepResult:
         """Segment B×3×H×W float images in [0, 1] on the model's device."""
         if not self.uses_memory:
-            labels, scores = logits_to_labels(self.model(batch), confidence=confidence)
+            labels, scores = predict_labels(self.model, batch, confidence=confidence)
             return StepResult(labels, scores, None, None)
-        output = self.model.step(batch, memory)
-        labels, scores = logits_to_labels(output.logits, confidence=confidence)
-        return StepResult(labels, scores, output.memory_key, output.memory_value)
+        return StepResult(*self.model.step_labels(batch, memory, confidence=confidence))
 
 
 class OnnxBackend:

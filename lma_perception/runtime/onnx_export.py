@@ -12,8 +12,10 @@ Two graphs, both with a dynamic batch:
   optionally ``confidence``, and ``memory_key`` B×Dk×h×w, ``memory_value`` B×h×w×Dv: this
   frame's entry for the memory.
 
-The /255 scaling, the argmax and the void rule (`models.prediction.logits_to_labels`) are inside
-the graph, so only uint8 maps leave the runtime. The memory read is
+The /255 scaling, the argmax and the void rule (`models.prediction`) are inside the graph, so
+only uint8 maps leave the runtime; a model's last layer that classifies pixel by pixel (ERFNet's
+transposed convolution) runs as a matrix product on channels-last features with the argmax
+before the pixels are shuffled into place (`prediction.classifier_labels`). The memory read is
 `memory_read.local_memory_read_gathered` (gathers and batched matrix products), the slot gate
 runs in the graph, and a stream with an empty memory takes the plain encoder → decoder path
 as in :meth:`LMASegmenter.attend`. The write policy stays with the host's memory bank: its
@@ -37,14 +39,14 @@ from torch import nn
 from lma_perception.labels import CLASS_NAMES, TRAIN_LABELS
 from lma_perception.models.lma import LMASegmenter
 from lma_perception.models.memory_read import local_memory_read_gathered
-from lma_perception.models.prediction import logits_to_labels
+from lma_perception.models.prediction import predict_labels
 
 # 17: the newest opset whose every operator used here ONNX Runtime, OpenVINO and TensorRT
 # all run; the graph needs nothing newer.
 OPSET = 17
 GRAPHS = ('frame', 'lma_step')
 # Bumped whenever the exported graphs change, so that export caches rebuild older files.
-GRAPH_FORMAT = 2
+GRAPH_FORMAT = 3
 METADATA_KEYS = (
     'graph', 'graph_format', 'model_config', 'input_size', 'class_names', 'palette',
     'weights_sha256', 'confidence',
@@ -81,8 +83,8 @@ class FrameGraph(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Labels (and confidence) of B×H×W×3 uint8 images."""
-        labels, scores = logits_to_labels(
-            self.model(_to_network_input(images)), confidence=self.confidence
+        labels, scores = predict_labels(
+            self.model, _to_network_input(images), confidence=self.confidence
         )
         return (labels, scores) if self.confidence else (labels,)
 
@@ -113,7 +115,7 @@ class StepGraph(nn.Module):
         )
         has_memory = (memory_fill > 0).view(-1, 1, 1, 1)
         decoder_input = torch.where(has_memory, model.fuse(query_value, read), features)
-        labels, scores = logits_to_labels(model.decode(decoder_input), confidence=self.confidence)
+        labels, scores = model.decode_labels(decoder_input, confidence=self.confidence)
         key, value = model.memorize(features)
         value = value.permute(0, 2, 3, 1)
         return (labels, scores, key, value) if self.confidence else (labels, key, value)
