@@ -31,8 +31,16 @@ def _labels_along(
         scores = probability.mul_(255.0).round_().to(torch.uint8)
     else:
         labels, scores = logits.argmax(dim), None
-    labels = labels.masked_fill_(labels >= NUM_CLASSES, IGNORE_INDEX).to(torch.uint8)
-    return labels, scores
+    return _train_ids(logits.shape[dim], labels.device)[labels], scores
+
+
+def _train_ids(channels: int, device: torch.device) -> torch.Tensor:
+    """Return each output channel's uint8 label: its train id, or 255 from the void channel on."""
+    # One lookup (an ONNX Gather) gives uint8 labels with the void rule applied, where a
+    # comparison and a select would each take another pass over the int64 argmax.
+    ids = torch.full((channels,), IGNORE_INDEX, dtype=torch.uint8, device=device)
+    ids[:NUM_CLASSES] = torch.arange(min(channels, NUM_CLASSES), dtype=torch.uint8)
+    return ids
 
 
 def _is_pixel_classifier(layer: nn.Module) -> bool:
@@ -68,8 +76,10 @@ def classifier_labels(
         block = classifier.kernel_size[0]
         weight = weight.permute(2, 3, 1, 0).flatten(0, 2)
     bias = None if classifier.bias is None else classifier.bias.repeat(block * block)
-    logits = linear(features.permute(0, 2, 3, 1), weight, bias)
-    logits = logits.unflatten(-1, (block, block, -1))  # B×h×w×k×k×classes
+    # Pixels as rows of one matrix: the bias is added inside the product (an ONNX Gemm), not
+    # in a pass of its own over the logits.
+    pixels = features.permute(0, 2, 3, 1).reshape(batch * height * width, -1)
+    logits = linear(pixels, weight, bias).view(batch, height, width, block, block, -1)
     labels, scores = _labels_along(logits, -1, confidence)
 
     def place(blocks: torch.Tensor) -> torch.Tensor:  # B×h×w×k×k → B×(h·k)×(w·k)
