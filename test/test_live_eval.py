@@ -181,3 +181,11 @@ def test_live_eval_of_a_compressed_bag(frames, engine, tmp_path):
         (result,) = engine.segment([decoded], [None])
         expected.update(result.labels, frame.ground_truth)
     assert report.miou == pytest.approx(expected.miou(), abs=1e-12)
+
+
+def test_cli_passes_the_precision_to_the_node(bag, monkeypatch, capsys):
+    from lma_perception.cli import main
+
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(next_domain_id()))
+    assert main(['live-eval', str(bag), '--device', 'cpu', '--precision', 'fp16']) == 1
+    assert 'no backend runs fp16 on cpu' in capsys.readouterr().err

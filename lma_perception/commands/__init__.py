@@ -29,3 +29,12 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
         help=f'inference backend (default: {DEFAULT_BACKEND}); auto takes the first of '
         'onnxruntime, openvino, torch on the CPU (tensorrt, torch on CUDA) that runs here',
     )
+
+
+def add_precision_argument(parser: argparse.ArgumentParser, default: str | None = 'fp32') -> None:
+    """Add the `--precision` option; a ``None`` default leaves it to the node's parameters."""
+    parser.add_argument(
+        '--precision', default=default, choices=('fp32', 'fp16', 'bf16'),
+        help='fp32 (the default); bf16: OpenVINO on CPUs with AVX-512 BF16 or AMX, or torch '
+        'on CUDA; fp16: torch on CUDA',
+    )

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from lma_perception.arguments import positive_float, positive_int
-from lma_perception.commands import add_backend_argument, fail
+from lma_perception.commands import add_backend_argument, add_precision_argument, fail
 
 DEFAULT_WORKDIR = Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache')) / (
     'lma_perception/demo'
@@ -38,6 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--weights', help='checkpoint (default: the shipped weights)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     add_backend_argument(parser)
+    add_precision_argument(parser)
     parser.add_argument('--rate', type=positive_float, default=1.0, help='playback speed factor')
     parser.set_defaults(run=run)
 
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     print('\n== live: bag → segmentation node → labels, over ROS 2 topics ==')
     parameters = [Parameter('device', value=args.device),
-                  Parameter('backend', value=args.backend)]
+                  Parameter('backend', value=args.backend),
+                  Parameter('precision', value=args.precision)]
     if args.weights:
         parameters.append(Parameter('weights', value=args.weights))
     try:
@@ -91,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     print('\n== offline: the same frames, LMA against the single-frame model ==')
     try:
         engine = SegmentationEngine.from_checkpoint(
-            args.weights, EngineConfig(device=args.device, backend=args.backend)
+            args.weights,
+            EngineConfig(device=args.device, backend=args.backend, precision=args.precision),
         )
     except (ValueError, RuntimeError) as error:
         return fail(str(error))

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from lma_perception.arguments import network_size, positive_int
-from lma_perception.commands import add_backend_argument, fail
+from lma_perception.commands import add_backend_argument, add_precision_argument, fail
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,11 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--weights', type=Path,
                         help='checkpoint file (default: the weights shipped with the package)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument(
-        '--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'),
-        help='fp32 (default); bf16: OpenVINO on CPUs with AVX-512 BF16 or AMX, or torch on '
-        'CUDA; fp16: torch on CUDA',
-    )
+    add_precision_argument(parser)
     add_backend_argument(parser)
     parser.add_argument('--input-size', type=network_size, metavar='WxH',
                         help="network input size (default: the checkpoint's training size)")

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from lma_perception.arguments import positive_float
-from lma_perception.commands import add_backend_argument, fail
+from lma_perception.commands import add_backend_argument, add_precision_argument, fail
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--weights', help='checkpoint (default: the shipped weights)')
     parser.add_argument('--device', help='auto, cpu, cuda or cuda:N')
     add_backend_argument(parser)
+    add_precision_argument(parser, default=None)
     parser.add_argument('--rate', type=positive_float, default=1.0, help='playback speed factor')
     parser.add_argument('--use-sim-time', action='store_true',
                         help='publish /clock from the bag and run the node on it')
@@ -58,6 +59,8 @@ def _evaluate(args: argparse.Namespace, stop: threading.Event) -> int:
         parameters.append(Parameter('weights', value=args.weights))
     if args.device is not None:
         parameters.append(Parameter('device', value=args.device))
+    if args.precision is not None:
+        parameters.append(Parameter('precision', value=args.precision))
     parameters.append(Parameter('backend', value=args.backend))
     options = LiveEvalOptions(
         rate=args.rate,
