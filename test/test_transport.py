@@ -24,6 +24,7 @@ from lma_perception.benchmarks.camera_publisher import CameraPublisher, camera_t
 from lma_perception.benchmarks.transport import (
     floor_samples,
     memory_slope_mb_per_min,
+    robust_slope_mb_per_min,
     slope_with_error,
 )
 from lma_perception.ros.diagnostics import HealthLimits, camera_status
@@ -397,6 +398,16 @@ def test_memory_slope_is_a_least_squares_fit_after_warm_up():
     samples = [(t, 500.0 + (50.0 if t < 30 else 0.1 * t / 60.0)) for t in range(0, 300, 5)]
     assert memory_slope_mb_per_min(samples, warmup_s=30.0) == pytest.approx(0.1, abs=1e-6)
     assert math.isnan(memory_slope_mb_per_min(samples[:2], warmup_s=0.0))  # too few samples
+
+
+@pytest.mark.parametrize('leak_mb_per_min', [0.0, 0.5])
+def test_the_floor_slope_ignores_windows_that_kept_freed_memory(leak_mb_per_min):
+    # 32 floors 30 s apart; 6 windows sit 30-60 MB above the floor (heap the allocator kept).
+    spikes = {5: 43.0, 8: 25.0, 10: 25.0, 25: 32.0, 26: 50.0, 27: 62.0}
+    floors = [(30.0 * i, 376.0 + leak_mb_per_min * i / 2 + spikes.get(i, 0.0)) for i in range(32)]
+    assert robust_slope_mb_per_min(floors) == pytest.approx(leak_mb_per_min, abs=1e-9)
+    assert memory_slope_mb_per_min(floors, 0.0) > leak_mb_per_min + 0.3  # pulled by the spikes
+    assert math.isnan(robust_slope_mb_per_min(floors[:1]))
 
 
 def test_the_memory_floor_ignores_the_frames_in_flight():

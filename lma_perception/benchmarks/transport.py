@@ -15,8 +15,11 @@ fixed in size) are shown apart. Any one sample also holds the frames in flight a
 samples by some ±60 MB, so a least-squares slope of the samples is ±several MB/min over a few
 minutes, far coarser than a 0.1 MB/min goal. What a leak grows is the floor, the memory held
 when the fewest frames are in flight: the slope that counts is that of the lowest sample of
-each FLOOR_WINDOW_S window after the warm-up. The samples' slope is shown with its standard
-error beside it.
+each FLOOR_WINDOW_S window after the warm-up. Some windows' lowest sample still holds memory the
+C allocator kept after freeing a frame's buffers, tens of MB above the floor, and a least-squares
+line follows those spikes; the goal is judged on the median of the pairwise slopes of the floor
+samples (the Theil–Sen estimator), which up to 29 % of such windows do not move. The
+least-squares slopes of the floor and of all samples (with its standard error) are shown too.
 """
 
 from __future__ import annotations
@@ -156,6 +159,16 @@ def memory_slope_mb_per_min(samples: list[tuple[float, float]], warmup_s: float)
     return _slope(samples, warmup_s)[0]
 
 
+def robust_slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
+    """Theil–Sen slope in MB per minute: the median slope over all pairs of samples (nan: < 2)."""
+    if len(samples) < 2:
+        return float('nan')
+    minutes, sizes = np.array(samples).T
+    minutes = minutes / 60.0
+    first, second = np.triu_indices(len(samples), k=1)
+    return float(np.median((sizes[second] - sizes[first]) / (minutes[second] - minutes[first])))
+
+
 def slope_with_error(
     samples: list[tuple[float, float]], warmup_s: float
 ) -> tuple[float, float]:
@@ -218,15 +231,17 @@ def _print(args, transport, device, published, snapshots, memory) -> None:
     warmup_s = WARMUP_FRACTION * args.seconds
     samples_slope, samples_error = slope_with_error(anonymous, warmup_s)
     floors = floor_samples(anonymous, warmup_s)
-    slope = memory_slope_mb_per_min(floors, 0.0)
+    slope = robust_slope_mb_per_min(floors)
+    floor_least_squares = memory_slope_mb_per_min(floors, 0.0)
     first, last = anonymous[0][1], anonymous[-1][1]
     print(f'frames lost in transport (DDS): {transport_lost} '
           f'(goal {LOSS_GOAL}: {"met" if transport_lost <= LOSS_GOAL else "not met"}); '
           f'unaccounted: {unaccounted_total}')
     print(f'resident anonymous memory: {first:.0f} MB at start, {last:.0f} MB at the end; floor '
           f'(lowest of each {FLOOR_WINDOW_S:.0f} s) {", ".join(f"{mb:.0f}" for _, mb in floors)} '
-          f'MB, slope {slope:+.3f} MB/min after {warmup_s:.0f} s of warm-up (goal <= '
-          f'{SLOPE_GOAL_MB_PER_MIN} MB/min: '
-          f'{"met" if slope <= SLOPE_GOAL_MB_PER_MIN else "not met"}); slope of all samples '
+          f'MB, slope (Theil–Sen) {slope:+.3f} MB/min after {warmup_s:.0f} s of warm-up '
+          f'(goal <= {SLOPE_GOAL_MB_PER_MIN} MB/min: '
+          f'{"met" if slope <= SLOPE_GOAL_MB_PER_MIN else "not met"}), least squares '
+          f'{floor_least_squares:+.3f} MB/min; slope of all samples '
           f'{samples_slope:+.2f} ± {samples_error:.2f} MB/min; shared memory mapped: '
           f'{memory[-1][1]["RssShmem"]:.0f} MB at the end')
