@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
 from torch import nn
 from torch.nn.functional import linear
@@ -34,13 +36,17 @@ def _labels_along(
     return _train_ids(logits.shape[dim], labels.device)[labels], scores
 
 
+@cache
 def _train_ids(channels: int, device: torch.device) -> torch.Tensor:
     """Return each output channel's uint8 label: its train id, or 255 from the void channel on."""
     # One lookup (an ONNX Gather) gives uint8 labels with the void rule applied, where a
-    # comparison and a select would each take another pass over the int64 argmax.
-    ids = torch.full((channels,), IGNORE_INDEX, dtype=torch.uint8, device=device)
-    ids[:NUM_CLASSES] = torch.arange(min(channels, NUM_CLASSES), dtype=torch.uint8)
-    return ids
+    # comparison and a select would each take another pass over the int64 argmax. Built once
+    # per size and device, and as a normal tensor (not an inference-mode one), so that calls
+    # inside and outside inference mode can share it.
+    with torch.inference_mode(False):
+        ids = torch.full((channels,), IGNORE_INDEX, dtype=torch.uint8)
+        ids[:NUM_CLASSES] = torch.arange(min(channels, NUM_CLASSES), dtype=torch.uint8)
+        return ids.to(device)
 
 
 def _is_pixel_classifier(layer: nn.Module) -> bool:
