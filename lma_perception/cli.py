@@ -39,13 +39,30 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     if startup.received is not None:
         return 0 if getattr(args, 'stops_on_signal', False) else 128 + startup.received
-    # The package's own notes (backend chosen, export cache rebuilt) go to stderr.
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter('lma-perception: %(message)s'))
-    package_log = logging.getLogger('lma_perception')
-    package_log.addHandler(handler)
-    package_log.setLevel(logging.INFO)
+    log_to_stderr()
     return args.run(args) or 0
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes each record to ``sys.stderr`` as it is at that moment, not as it was at start."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # under the handler's lock: `handle` holds it around `emit`
+        super().emit(record)
+
+
+def log_to_stderr() -> None:
+    """Send the package's own notes (backend chosen, cache rebuilt, frames left out) to stderr.
+
+    One handler per process however often a command runs in it; it follows ``sys.stderr``
+    when that is replaced (as test runners do), so no record goes to a closed stream.
+    """
+    package_log = logging.getLogger('lma_perception')
+    if not any(isinstance(handler, _StderrHandler) for handler in package_log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter('lma-perception: %(message)s'))
+        package_log.addHandler(handler)
+    package_log.setLevel(logging.INFO)
 
 
 if __name__ == '__main__':

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lma_perception.cli import main
+from lma_perception.cli import log_to_stderr, main
 from lma_perception.data.cityscapes import CityscapesError, CityscapesTree, ClipDataset
 from lma_perception.labels import ID_TO_TRAIN_ID
 from lma_perception.synthetic.generator import SynthConfig, write_dataset
@@ -181,6 +181,7 @@ def test_annotated_frames_without_a_snippet_are_single_frames(tmp_path):
 
 
 def test_a_label_without_any_image_is_left_out_with_a_warning_naming_it(tmp_path, capsys):
+    log_to_stderr()  # as every command does
     root = _real_tree(tmp_path / 'cs')
     labels = root / 'gtFine/val/bad-honnef'
     shutil.copy(labels / 'bad-honnef_000000_000278_gtFine_labelIds.png',
